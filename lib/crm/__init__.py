@@ -1,0 +1,1 @@
+"""CRMs Steward logs sent email on: the local sandbox CRM or Airtable."""
