@@ -39,7 +39,7 @@ class GmailSettings:
 
     client_id: str
     client_secret: str
-    redirect_uri: str = "http://localhost:8501/"
+    redirect_uri: str = "http://localhost:8501/connect"
     auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     token_uri: str = "https://oauth2.googleapis.com/token"
     revoke_uri: str = "https://oauth2.googleapis.com/revoke"
