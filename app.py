@@ -1,0 +1,32 @@
+"""Steward's entry point: only routing, the mode banner and the background sync."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from pages._common import get_services, mode_banner, start_sync_thread
+
+logging.basicConfig(
+    level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
+
+st.set_page_config(page_title="Steward", page_icon="✉️", layout="wide")
+
+services = get_services()
+if services is not None:
+    mode_banner(services)
+    start_sync_thread(services)
+
+navigation = st.navigation(
+    [
+        st.Page("pages/donors.py", title="Donors & drafts", icon="👥", default=True),
+        st.Page("pages/send.py", title="Review & send", icon="✉️", url_path="send"),
+        st.Page(
+            "pages/dashboard.py", title="Sync dashboard", icon="🔄", url_path="sync"
+        ),
+        st.Page("pages/connect.py", title="Connect", icon="🔌", url_path="connect"),
+    ]
+)
+navigation.run()

@@ -1,0 +1,142 @@
+"""Sync dashboard: the Sent folder and the CRM log side by side, message by message,
+with the lag between sending and logging, and every sent email to a known record
+that is not logged yet."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from lib.app_settings import get_setting, put_setting
+from lib.dashboard import lag_series, sync_counts, sync_table
+from lib.errors import StewardError
+from lib.models import OutgoingEmail
+from lib.sync import last_sync_status, sync_all, unmatched_recipients
+from pages._common import plain, require_services, show_error
+
+REFRESH_EVERY = timedelta(seconds=10)
+
+services = require_services()
+st.title("Sync dashboard")
+st.caption(
+    "Left: what is in the Sent folder. Right: what the CRM log holds. Every email "
+    "to an address on a CRM record should be logged once, within a minute."
+)
+
+top = st.columns([1, 1, 2])
+if top[0].button("Sync now", type="primary"):
+    try:
+        reports = sync_all(services)
+    except StewardError as exc:
+        show_error(exc)
+    else:
+        new = sum(r.new_messages for r in reports)
+        logged = sum(r.logged for r in reports)
+        st.toast(f"Sync done: {new} new email(s) in Sent, {logged} log entries.")
+auto = top[1].toggle("Auto refresh", value=True, key="dash_auto")
+
+
+@st.fragment(run_every=REFRESH_EVERY if auto else None)
+def live_panel() -> None:
+    """Refreshes on its own without reloading the whole page."""
+    try:
+        crm = services.crm()
+        table = sync_table(services.engine, crm.read_log())
+    except StewardError as exc:
+        show_error(exc)
+        return
+    status = last_sync_status(services.engine)
+    st.text(
+        "Last sync: "
+        + (status["last_sync_at"] if status.get("last_sync_at") else "never")
+        + (f"   Last error: {status['last_error']}" if status.get("last_error") else "")
+        + f"   CRM: {crm.name}"
+    )
+    counts = sync_counts(table)
+    cols = st.columns(6)
+    cols[0].metric("Emails in Sent", counts.get("sent_emails", 0))
+    cols[1].metric("Logged on a record", counts.get("logged", 0))
+    cols[2].metric(
+        "Not yet logged",
+        counts.get("not_logged", 0),
+        help="Sent to an address on a CRM record, but not in the CRM log yet.",
+    )
+    cols[3].metric("No matching record", counts.get("unmatched", 0))
+    cols[4].metric("Excluded", counts.get("excluded", 0))
+    median = counts.get("median_lag_s")
+    cols[5].metric("Median lag", "–" if median is None else f"{median:.0f} s")
+
+    if table.empty:
+        st.info("Nothing in the Sent folder yet.")
+        return
+
+    f1, f2, f3 = st.columns(3)
+    senders = sorted(x for x in table["sender"].dropna().unique() if x)
+    pick_sender = f1.multiselect("Sender", senders, key="dash_sender")
+    statuses = sorted(table["status"].dropna().unique())
+    pick_status = f2.multiselect("Status", statuses, key="dash_status")
+    since = f3.date_input("Sent since", value=None, key="dash_since")
+    view = table
+    if pick_sender:
+        view = view[view["sender"].isin(pick_sender)]
+    if pick_status:
+        view = view[view["status"].isin(pick_status)]
+    if since:
+        view = view[view["sent_at"] >= pd.Timestamp(since, tz="UTC")]
+
+    st.dataframe(view, hide_index=True, use_container_width=True, key="sync_table")
+    lags = lag_series(view)
+    if len(lags):
+        st.caption("Lag between sending and logging (seconds)")
+        st.bar_chart(lags)
+
+
+live_panel()
+
+with st.expander("Recipients with no matching CRM record"):
+    unmatched = unmatched_recipients(services.engine)
+    if unmatched.empty:
+        st.caption("None.")
+    else:
+        st.caption("Listed for review: Steward never creates CRM records on its own.")
+        st.dataframe(unmatched, hide_index=True)
+
+with st.expander("Never log these addresses or domains"):
+    current = get_setting(services.engine, "sync.exclusions", [])
+    text = st.text_area(
+        "One address or domain per line (your own domain is always excluded)",
+        value="\n".join(current),
+        key="exclusions_text",
+    )
+    if st.button("Save exclusions"):
+        values = [line.strip().lower() for line in text.splitlines() if line.strip()]
+        put_setting(services.engine, "sync.exclusions", values)
+        st.toast("Saved.")
+
+if services.settings.sandbox:
+    with st.expander("Sandbox: put an email 'sent from Gmail directly' into Sent"):
+        st.caption(
+            "Shows that mail sent outside Steward is logged too. It only goes into "
+            "the local Sent folder."
+        )
+        with st.form("external_mail"):
+            to = st.text_input("To")
+            subject = st.text_input("Subject", value="Quick note")
+            body = st.text_area("Body", value="Thanks again for your support.")
+            if st.form_submit_button("Add to Sent"):
+                try:
+                    mailbox = services.mailbox()
+                    mailbox.add_external_sent(  # type: ignore[attr-defined]
+                        OutgoingEmail(
+                            sender=services.settings.sandbox_sender,
+                            to=(to,),
+                            subject=subject,
+                            body_text=body,
+                        )
+                    )
+                except StewardError as exc:
+                    show_error(exc)
+                else:
+                    st.toast(plain(f"Added to Sent: {subject}"))
