@@ -22,11 +22,73 @@ log = logging.getLogger(__name__)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    raise NotImplementedError  # filled in by the donor-import work
+    import json
+    import re
+    from pathlib import Path
+
+    from lib.donors import store_import
+    from lib.errors import ImportError_
+    from lib.importing import read_donor_file
+    from lib.services import open_services
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportError_(
+            f"Cannot read {path}: {exc.strerror or exc}. Check the path and try again."
+        ) from exc
+    result = read_donor_file(data, path.name)
+    stored = store_import(open_services(), result, path.name)
+    if args.json:
+        shown = {**result.to_json(), "import_id": stored.import_id}
+        shown.update(created=stored.created, updated=stored.updated)
+        print(json.dumps(shown, ensure_ascii=False))
+        return 0
+
+    def safe(text: str) -> str:  # donor data may hold terminal control characters
+        return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "?", text).replace("\n", " / ")
+
+    blocked = int(result.to_frame()["blocked_reason"].notna().sum())
+    print(
+        f"{safe(path.name)}: {result.record_count} records -> {result.imported} donors "
+        f"({stored.created} new, {stored.updated} updated), import {stored.import_id}."
+    )
+    print(f"Encoding {result.encoding}, separator {result.separator!r}.")
+    print(f"{blocked} donor(s) may not be emailed (flags or no address).")
+    print("Columns used:")
+    for column, field in result.mapping.items():
+        print(f"  {safe(column)} -> {field}")
+    for label, issues in (
+        ("Not imported", result.rejected),
+        ("Worth a look", result.doubtful),
+    ):
+        if issues:
+            print(f"{label} ({len(issues)}):")
+            for issue in issues:
+                print(f"  row {issue.row}: {safe(issue.reason)}")
+    return 0
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    raise NotImplementedError  # filled in by the sync work
+    import time
+
+    from lib.services import open_services
+    from lib.sync import sync_all
+
+    services = open_services()
+    interval = max(args.interval or services.settings.sync_interval_s, 1.0)
+    try:
+        while True:
+            reports = sync_all(services)
+            for report in reports:
+                print(report.summary())
+            if not args.watch:
+                return 0 if all(report.ok for report in reports) else 1
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        print("sync stopped")
+        return 0
 
 
 def _cmd_new_key(args: argparse.Namespace) -> int:

@@ -326,3 +326,31 @@ draft_cache_table = Table(
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- drafting jobs (background "Draft emails" runs; state survives a page rerun) -----
+
+draft_jobs_table = Table(
+    "draft_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # running | done | cancelled | failed | interrupted
+    Column("status", String(20), nullable=False),
+    Column("drafter", String(60), nullable=False, default=""),
+    Column("donor_ids", JSON, nullable=False, default=list),
+    Column("brief", JSON, nullable=False, default=dict),
+    Column("total", Integer, nullable=False, default=0),
+    Column("done", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("cached", Integer, nullable=False, default=0),
+    Column("skipped", JSON, nullable=False, default=dict),  # {donor id: why}
+    Column("model_calls", Integer, nullable=False, default=0),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float),  # estimated; None when the model has no known price
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+Index("ix_draft_jobs_status", draft_jobs_table.c.status)

@@ -9,14 +9,25 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from lib.app_settings import get_setting, put_setting
+from lib.crm.base import Crm
 from lib.dashboard import lag_series, sync_counts, sync_table
 from lib.errors import StewardError
-from lib.models import OutgoingEmail
-from lib.sync import last_sync_status, sync_all, unmatched_recipients
+from lib.exclusions import ExclusionList, load_exclusions, save_exclusions
+from lib.models import LoggedEmail, OutgoingEmail
+from lib.sync import sync_all, sync_status, unmatched_recipients
 from pages._common import plain, require_services, show_error
 
 REFRESH_EVERY = timedelta(seconds=10)
+# The CRM log is read at most this often: Airtable allows 5 requests a second per
+# base, shared with logging itself (see limits.md).
+CRM_LOG_TTL_S = 30
+
+
+@st.cache_data(ttl=CRM_LOG_TTL_S, show_spinner=False)
+def crm_log(crm_name: str, generation: int, _crm: Crm) -> list[LoggedEmail]:
+    """The CRM's log entries, cached briefly per CRM and per manual sync."""
+    return _crm.read_log()
+
 
 services = require_services()
 st.title("Sync dashboard")
@@ -27,14 +38,15 @@ st.caption(
 
 top = st.columns([1, 1, 2])
 if top[0].button("Sync now", type="primary"):
-    try:
-        reports = sync_all(services)
-    except StewardError as exc:
-        show_error(exc)
-    else:
-        new = sum(r.new_messages for r in reports)
-        logged = sum(r.logged for r in reports)
-        st.toast(f"Sync done: {new} new email(s) in Sent, {logged} log entries.")
+    reports = sync_all(services)
+    st.session_state["crm_log_generation"] = (
+        st.session_state.get("crm_log_generation", 0) + 1
+    )
+    for report in reports:
+        if report.ok:
+            st.toast(plain(report.summary()))
+        else:
+            st.error(plain(report.summary()))
 auto = top[1].toggle("Auto refresh", value=True, key="dash_auto")
 
 
@@ -43,24 +55,28 @@ def live_panel() -> None:
     """Refreshes on its own without reloading the whole page."""
     try:
         crm = services.crm()
-        table = sync_table(services.engine, crm.read_log())
+        generation = st.session_state.get("crm_log_generation", 0)
+        table = sync_table(services.engine, crm_log(crm.name, generation, crm))
     except StewardError as exc:
         show_error(exc)
         return
-    status = last_sync_status(services.engine)
-    st.text(
-        "Last sync: "
-        + (status["last_sync_at"] if status.get("last_sync_at") else "never")
-        + (f"   Last error: {status['last_error']}" if status.get("last_error") else "")
-        + f"   CRM: {crm.name}"
-    )
+    st.text(f"CRM: {crm.name}")
+    status = sync_status(services.engine)
+    if status.empty:
+        st.text("Last sync: never")
+    else:
+        st.dataframe(
+            status.rename(columns={"mailbox": "Mailbox"}),
+            hide_index=True,
+            key="sync_status",
+        )
     counts = sync_counts(table)
     cols = st.columns(6)
     cols[0].metric("Emails in Sent", counts.get("sent_emails", 0))
     cols[1].metric("Logged on a record", counts.get("logged", 0))
     cols[2].metric(
         "Not yet logged",
-        counts.get("not_logged", 0),
+        counts.get("not_yet_logged", 0),
         help="Sent to an address on a CRM record, but not in the CRM log yet.",
     )
     cols[3].metric("No matching record", counts.get("unmatched", 0))
@@ -104,16 +120,35 @@ with st.expander("Recipients with no matching CRM record"):
         st.dataframe(unmatched, hide_index=True)
 
 with st.expander("Never log these addresses or domains"):
-    current = get_setting(services.engine, "sync.exclusions", [])
+    current = load_exclusions(services.engine)
     text = st.text_area(
-        "One address or domain per line (your own domain is always excluded)",
-        value="\n".join(current),
+        "One address or domain per line (*.example.org covers its subdomains)",
+        value="\n".join([*current.addresses, *current.domains]),
         key="exclusions_text",
     )
+    own = st.checkbox(
+        "Also exclude my own domain (never for gmail.com and similar)",
+        value=current.exclude_own_domain,
+        key="exclude_own_domain",
+    )
     if st.button("Save exclusions"):
-        values = [line.strip().lower() for line in text.splitlines() if line.strip()]
-        put_setting(services.engine, "sync.exclusions", values)
-        st.toast("Saved.")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        try:
+            saved = save_exclusions(
+                services.engine,
+                ExclusionList(
+                    addresses=tuple(x for x in lines if "@" in x.lstrip("@")),
+                    domains=tuple(x for x in lines if "@" not in x.lstrip("@")),
+                    exclude_own_domain=own,
+                ),
+            )
+        except StewardError as exc:
+            show_error(exc)
+        else:
+            st.toast(
+                f"Saved {len(saved.addresses)} address(es), "
+                f"{len(saved.domains)} domain(s)."
+            )
 
 if services.settings.sandbox:
     with st.expander("Sandbox: put an email 'sent from Gmail directly' into Sent"):

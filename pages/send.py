@@ -93,9 +93,7 @@ if b1.button(
     if refused:
         st.warning("Some drafts were not approved:")
         st.dataframe(
-            pd.DataFrame(
-                [{"draft": i, "reason": why} for i, why in refused.items()]
-            ),
+            pd.DataFrame([{"draft": i, "reason": why} for i, why in refused.items()]),
             hide_index=True,
         )
 if b2.button("Back to draft", disabled=not selected_ids):
@@ -110,7 +108,9 @@ if editable.empty:
     st.caption("Every draft has been sent.")
 else:
     labels = {
-        int(row.id): f"#{int(row.id)} {row.donor_name} <{row.to_address or 'no address'}>"
+        int(
+            row.id
+        ): f"#{int(row.id)} {row.donor_name} <{row.to_address or 'no address'}>"
         for row in editable.itertuples()
     }
     default_id = selected_ids[0] if len(selected_ids) == 1 else next(iter(labels))
@@ -180,12 +180,20 @@ else:
     if pending:
         st.warning(
             f"You are about to send {len(pending)} email(s) from {plain(account)}."
-            + (" (Sandbox: nothing leaves this machine.)" if services.settings.sandbox else "")
+            + (
+                " (Sandbox: nothing leaves this machine.)"
+                if services.settings.sandbox
+                else ""
+            )
         )
         st.dataframe(
             pd.DataFrame(
                 [
-                    {"draft": i.draft_id, "to": ", ".join(i.recipients), "subject": i.subject}
+                    {
+                        "draft": i.draft_id,
+                        "to": ", ".join(i.recipients),
+                        "subject": i.subject,
+                    }
                     for i in plan.ready
                     if i.draft_id in pending
                 ]
