@@ -1,4 +1,5 @@
-"""Steward's entry point: only routing, the mode banner and the background sync."""
+"""Steward's entry point: only routing and starting the background sync (each page
+shows the mode banner itself)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 import streamlit as st
 
-from pages._common import get_services, mode_banner, start_sync_thread
+from pages._common import get_services, start_sync_thread
 
 logging.basicConfig(
     level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -16,7 +17,6 @@ st.set_page_config(page_title="Steward", page_icon="✉️", layout="wide")
 
 services = get_services()
 if services is not None:
-    mode_banner(services)
     start_sync_thread(services)
 
 navigation = st.navigation(

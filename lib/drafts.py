@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from lib.db import as_utc, utcnow
 from lib.drafting.base import CampaignBrief, DraftResult
@@ -407,6 +407,24 @@ def _approval_refusal(draft: Draft, donor: Any, account: str) -> str | None:
     return None
 
 
+def _same_address_refusal(conn: Any, draft: Draft) -> str | None:
+    """One email per address: two donor records may share an address (a household,
+    or an un-merged duplicate in the CRM); only one of their drafts goes out."""
+    if not draft.to_address:
+        return None
+    d = drafts_table
+    other = conn.execute(
+        select(d.c.id)
+        .where(func.lower(d.c.to_address) == draft.to_address.strip().lower())
+        .where(d.c.status.in_([DraftStatus.APPROVED.value, DraftStatus.SENDING.value]))
+        .where(d.c.id != draft.id)
+        .limit(1)
+    ).scalar()
+    if other is None:
+        return None
+    return f"draft #{other} to the same address is already approved"
+
+
 def approve(
     engine: Engine, draft_ids: Iterable[int], account: str
 ) -> dict[int, str | None]:
@@ -427,6 +445,8 @@ def approve(
                 continue
             draft, donor = loaded
             refusal = _approval_refusal(draft, donor, account)
+            if refusal is None and draft.status != DraftStatus.APPROVED:
+                refusal = _same_address_refusal(conn, draft)
             if refusal is None and draft.status != DraftStatus.APPROVED:
                 changed = conn.execute(
                     update(d)

@@ -113,6 +113,7 @@ def plan_send(
             )
         }
     plan = SendPlan(account=account)
+    planned_to: dict[str, int] = {}
     for draft in drafts:
         assert draft.id is not None
         if draft.status != DraftStatus.APPROVED:
@@ -126,6 +127,13 @@ def plan_send(
         if reason:
             plan.blocked[draft.id] = reason
             continue
+        to_key = (draft.to_address or "").strip().lower()
+        if to_key in planned_to:
+            plan.blocked[draft.id] = (
+                f"draft #{planned_to[to_key]} in this send goes to the same address"
+            )
+            continue
+        planned_to[to_key] = draft.id
         recipients = (draft.to_address or "", *draft.cc, *draft.bcc)
         plan.ready.append(
             PlannedSend(

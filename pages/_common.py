@@ -33,10 +33,13 @@ def get_services() -> Services | None:
 
 
 def require_services() -> Services:
+    """Services for a page, with the mode banner in the sidebar; stops the page
+    when the configuration is broken (the error is shown)."""
     services = get_services()
     if services is None:
         st.stop()
     assert services is not None
+    mode_banner(services)
     return services
 
 

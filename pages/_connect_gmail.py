@@ -16,6 +16,7 @@ import streamlit as st
 from lib import google_oauth
 from lib.errors import AuthError, StewardError
 from lib.services import Services
+from lib.settings import GmailSettings
 from pages._common import plain, show_error
 
 ACCOUNT_KEY = "account"  # which connected account this person is
@@ -136,12 +137,22 @@ def _render_accounts(services: Services) -> None:
         )
 
 
+def _render_permissions(gmail: GmailSettings) -> None:
+    """Each scope Steward asks for, with what it is used for (shown before any
+    sign-in, so a person or an administrator can decide first)."""
+    st.markdown("**Permissions Steward asks Google for**")
+    st.table(
+        [
+            {"permission": name, "what Steward uses it for": purpose}
+            for name, purpose in google_oauth.scope_purposes(gmail)
+        ]
+    )
+
+
 def _render_setup(services: Services) -> None:
     gmail = google_oauth.gmail_settings(services)
     with st.expander("What Steward asks Google for, and setup"):
-        st.markdown("**Permissions asked for**")
-        for name, purpose in google_oauth.scope_purposes(gmail):
-            st.markdown(f"- `{name}`: {purpose}")
+        _render_permissions(gmail)
         st.markdown(
             "**Redirect URI** to register, exactly as shown, in Google Cloud "
             "(APIs & Services > Credentials > your OAuth client > Authorised "
@@ -171,6 +182,12 @@ def render(services: Services) -> None:
             "Credentials, type Web application) and restart Steward:"
         )
         st.code(_SANDBOX_HELP, language="toml")
+        _render_permissions(GmailSettings(client_id="", client_secret=""))
+        st.caption(
+            "Google Workspace administrators may need to allow Steward's OAuth "
+            "client (Admin console > Security > Access and data control > API "
+            "controls > App access control) before staff can connect."
+        )
         return
     _handle_redirect(services)
     flash = st.session_state.pop(_FLASH_KEY, None)

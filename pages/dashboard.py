@@ -24,8 +24,10 @@ CRM_LOG_TTL_S = 30
 
 
 @st.cache_data(ttl=CRM_LOG_TTL_S, show_spinner=False)
-def crm_log(crm_name: str, generation: int, _crm: Crm) -> list[LoggedEmail]:
-    """The CRM's log entries, cached briefly per CRM and per manual sync."""
+def crm_log(
+    database: str, crm_name: str, generation: int, _crm: Crm
+) -> list[LoggedEmail]:
+    """The CRM's log entries, cached briefly per database, CRM and manual sync."""
     return _crm.read_log()
 
 
@@ -56,7 +58,10 @@ def live_panel() -> None:
     try:
         crm = services.crm()
         generation = st.session_state.get("crm_log_generation", 0)
-        table = sync_table(services.engine, crm_log(crm.name, generation, crm))
+        table = sync_table(
+            services.engine,
+            crm_log(services.settings.database_url, crm.name, generation, crm),
+        )
     except StewardError as exc:
         show_error(exc)
         return
@@ -102,7 +107,7 @@ def live_panel() -> None:
     if since:
         view = view[view["sent_at"] >= pd.Timestamp(since, tz="UTC")]
 
-    st.dataframe(view, hide_index=True, use_container_width=True, key="sync_table")
+    st.dataframe(view, hide_index=True, width="stretch", key="sync_table")
     lags = lag_series(view)
     if len(lags):
         st.caption("Lag between sending and logging (seconds)")

@@ -59,7 +59,7 @@ with st.expander("Import a donor file", expanded=list_donors(services.engine).em
                         options=[IGNORE, *DONOR_FIELDS], required=True
                     )
                 },
-                use_container_width=True,
+                width="stretch",
             )
             if st.button("Import donors", type="primary"):
                 mapping = {
@@ -99,73 +99,81 @@ if not services.uses_local_crm:
 
 # -- donor table -----------------------------------------------------------------------
 
-donors = list_donors(services.engine)
-if donors.empty:
-    st.info("No donors yet: import a file above.")
-    st.stop()
 
-left, right = st.columns([3, 1])
-query = left.text_input("Filter by name, email or note", key="donor_filter")
-only_emailable = right.toggle("Only donors we may email", value=True)
-shown = donors
-if query:
-    needle = query.strip().lower()
-    haystack = (
-        shown["name"].fillna("")
-        + " "
-        + shown["email"].fillna("")
-        + " "
-        + shown.get("notes", pd.Series("", index=shown.index)).fillna("")
-    ).str.lower()
-    shown = shown[haystack.str.contains(needle, regex=False)]
-if only_emailable:
-    shown = shown[shown["blocked_reason"].isna()]
+def donor_table_and_drafting() -> None:
+    """The donor table and the draft panel for the selected rows."""
+    donors = list_donors(services.engine)
+    if donors.empty:
+        st.info("No donors yet: import a file above.")
+        return
 
-blocked = int(donors["blocked_reason"].notna().sum())
-st.text(
-    f"{len(donors)} donors, {blocked} who may not be emailed "
-    f"(opted out, deceased, bounced, do not email, or no address). Showing "
-    f"{len(shown)}."
-)
-columns = [
-    c
-    for c in (
-        "id",
-        "name",
-        "greeting",
-        "email",
-        "last_gift_amount",
-        "last_gift_date",
-        "lifetime_giving",
-        "blocked_reason",
-        "record_id",
+    left, right = st.columns([3, 1])
+    query = left.text_input("Filter by name, email or note", key="donor_filter")
+    only_emailable = right.toggle("Only donors we may email", value=True)
+    shown = donors
+    if query:
+        needle = query.strip().lower()
+        haystack = (
+            shown["name"].fillna("")
+            + " "
+            + shown["email"].fillna("")
+            + " "
+            + shown.get("notes", pd.Series("", index=shown.index)).fillna("")
+        ).str.lower()
+        shown = shown[haystack.str.contains(needle, regex=False)]
+    if only_emailable:
+        shown = shown[shown["blocked_reason"].isna()]
+
+    blocked = int(donors["blocked_reason"].notna().sum())
+    st.text(
+        f"{len(donors)} donors, {blocked} who may not be emailed "
+        f"(opted out, deceased, bounced, do not email, or no address). Showing "
+        f"{len(shown)}."
     )
-    if c in shown.columns
-]
-selection = st.dataframe(
-    shown[columns],
-    key="donor_table",
-    hide_index=True,
-    on_select="rerun",
-    selection_mode="multi-row",
-    use_container_width=True,
-    column_config={
-        "id": None,
-        "last_gift_amount": st.column_config.NumberColumn("Last gift", format="%.2f"),
-        "lifetime_giving": st.column_config.NumberColumn("Lifetime", format="%.2f"),
-        "blocked_reason": "May not email",
-    },
-)
-picked_rows = selection.selection.rows if selection else []
-all_shown = st.checkbox(f"Draft for all {len(shown)} shown", key="draft_all_shown")
-donor_ids = (
-    [int(i) for i in shown["id"]]
-    if all_shown
-    else [int(shown.iloc[r]["id"]) for r in picked_rows]
-)
-st.subheader("Draft emails")
-if not donor_ids:
-    st.caption("Select donors in the table (or tick 'Draft for all shown').")
-else:
-    st.caption(plain(f"{len(donor_ids)} donor(s) selected."))
-render_draft_panel(services, donor_ids)
+    columns = [
+        c
+        for c in (
+            "id",
+            "name",
+            "greeting",
+            "email",
+            "last_gift_amount",
+            "last_gift_date",
+            "lifetime_giving",
+            "blocked_reason",
+            "record_id",
+        )
+        if c in shown.columns
+    ]
+    selection = st.dataframe(
+        shown[columns],
+        key="donor_table",
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        width="stretch",
+        column_config={
+            "id": None,
+            "last_gift_amount": st.column_config.NumberColumn(
+                "Last gift", format="%.2f"
+            ),
+            "lifetime_giving": st.column_config.NumberColumn("Lifetime", format="%.2f"),
+            "blocked_reason": "May not email",
+        },
+    )
+    picked_rows = selection.selection.rows if selection else []
+    all_shown = st.checkbox(f"Draft for all {len(shown)} shown", key="draft_all_shown")
+    donor_ids = (
+        [int(i) for i in shown["id"]]
+        if all_shown
+        else [int(shown.iloc[r]["id"]) for r in picked_rows]
+    )
+    st.subheader("Draft emails")
+    if not donor_ids:
+        st.caption("Select donors in the table (or tick 'Draft for all shown').")
+    else:
+        st.caption(plain(f"{len(donor_ids)} donor(s) selected."))
+    render_draft_panel(services, donor_ids)
+
+
+donor_table_and_drafting()

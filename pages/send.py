@@ -16,112 +16,77 @@ from lib.drafts import (
 )
 from lib.errors import StewardError
 from lib.models import DraftStatus
-from lib.sending import plan_send, send_approved
+from lib.sending import SendPlan, plan_send, send_approved
+from lib.services import Services
 from lib.sync import sync_all
 from pages._common import current_account, plain, require_services, show_error
 
-services = require_services()
-st.title("Review & send")
+SHOWN_BY_DEFAULT = ["draft", "needs_review", "approved", "failed", "blocked"]
+TABLE_COLUMNS = ["id", "donor_name", "to_address", "subject", "status"]
+TABLE_COLUMNS += ["review_issues", "error", "sent_at"]
 
-account = current_account(services)
-if account is None:
-    st.warning("Connect your Gmail on the Connect page before sending.")
-    st.page_link("pages/connect.py", label="Go to Connect", icon="🔌")
-    st.stop()
-st.text(f"Sending as: {account}")
 
-drafts = list_drafts(services.engine)
-if drafts.empty:
-    st.info("No drafts yet: select donors on the Donors page and draft emails.")
-    st.stop()
-
-# -- table -----------------------------------------------------------------------------
-
-counts = drafts["status"].value_counts()
-metric_cols = st.columns(len(DraftStatus))
-for col, status in zip(metric_cols, DraftStatus, strict=True):
-    col.metric(status.value.replace("_", " "), int(counts.get(status.value, 0)))
-
-status_filter = st.multiselect(
-    "Show",
-    [s.value for s in DraftStatus],
-    default=[
-        s.value
-        for s in (
-            DraftStatus.DRAFT,
-            DraftStatus.NEEDS_REVIEW,
-            DraftStatus.APPROVED,
-            DraftStatus.FAILED,
-            DraftStatus.BLOCKED,
-        )
-    ],
-    key="status_filter",
-)
-shown = drafts[drafts["status"].isin(status_filter)] if status_filter else drafts
-table_cols = [
-    c
-    for c in (
-        "id",
-        "donor_name",
-        "to_address",
-        "subject",
-        "status",
-        "review_issues",
-        "error",
-        "sent_at",
+def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> None:
+    """Counts per status, the table, and approve / back-to-draft for the rows."""
+    counts = drafts["status"].value_counts()
+    for col, status in zip(st.columns(len(DraftStatus)), DraftStatus, strict=True):
+        col.metric(status.value.replace("_", " "), int(counts.get(status.value, 0)))
+    wanted = st.multiselect(
+        "Show", [s.value for s in DraftStatus], SHOWN_BY_DEFAULT, key="status_filter"
     )
-    if c in shown.columns
-]
-selection = st.dataframe(
-    shown[table_cols],
-    key="draft_table",
-    hide_index=True,
-    on_select="rerun",
-    selection_mode="multi-row",
-    use_container_width=True,
-    column_config={"id": st.column_config.NumberColumn("Draft", format="%d")},
-)
-selected_ids = [int(shown.iloc[r]["id"]) for r in selection.selection.rows]
+    shown = drafts[drafts["status"].isin(wanted)] if wanted else drafts
+    selection = st.dataframe(
+        shown[[c for c in TABLE_COLUMNS if c in shown.columns]],
+        key="draft_table",
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        width="stretch",
+        column_config={"id": st.column_config.NumberColumn("Draft", format="%d")},
+    )
+    every = st.checkbox(f"Select all {len(shown)} shown", key="select_all_drafts")
+    rows = [] if every else selection.selection.rows
+    ids = (
+        [int(i) for i in shown["id"]]
+        if every
+        else [int(shown.iloc[r]["id"]) for r in rows]
+    )
+    st.session_state["selected_drafts"] = ids
+    left, right = st.columns(2)
+    if left.button(f"Approve {len(ids)} selected", disabled=not ids, type="primary"):
+        outcome = approve(services.engine, ids, account)
+        refused = [{"draft": i, "reason": why} for i, why in outcome.items() if why]
+        st.toast(f"Approved {len(outcome) - len(refused)} draft(s).")
+        if refused:
+            st.warning("Some drafts were not approved:")
+            st.dataframe(pd.DataFrame(refused), hide_index=True)
+    if right.button("Back to draft", disabled=not ids):
+        unapprove(services.engine, ids)
+        st.rerun()
 
-b1, b2, b3 = st.columns(3)
-if b1.button(
-    f"Approve {len(selected_ids)} selected", disabled=not selected_ids, type="primary"
-):
-    outcome = approve(services.engine, selected_ids, account)
-    refused = {i: why for i, why in outcome.items() if why}
-    st.toast(f"Approved {len(outcome) - len(refused)} draft(s).")
-    if refused:
-        st.warning("Some drafts were not approved:")
-        st.dataframe(
-            pd.DataFrame([{"draft": i, "reason": why} for i, why in refused.items()]),
-            hide_index=True,
-        )
-if b2.button("Back to draft", disabled=not selected_ids):
-    unapprove(services.engine, selected_ids)
-    st.rerun()
 
-# -- edit one draft --------------------------------------------------------------------
-
-st.subheader("Edit a draft")
-editable = drafts[~drafts["status"].isin(["sent", "sending"])]
-if editable.empty:
-    st.caption("Every draft has been sent.")
-else:
+def edit_section(services: Services, drafts: pd.DataFrame) -> None:
+    """Edit one unsent draft (subject, body, address) and preview it as plain text."""
+    st.subheader("Edit a draft")
+    editable = drafts[~drafts["status"].isin(["sent", "sending"])]
+    if editable.empty:
+        st.caption("Every draft has been sent.")
+        return
     labels = {
-        int(
-            row.id
-        ): f"#{int(row.id)} {row.donor_name} <{row.to_address or 'no address'}>"
-        for row in editable.itertuples()
+        int(r.id): f"#{int(r.id)} {r.donor_name} <{r.to_address or 'no address'}>"
+        for r in editable.itertuples()
     }
-    default_id = selected_ids[0] if len(selected_ids) == 1 else next(iter(labels))
+    selected = st.session_state.get("selected_drafts") or []
+    first = selected[0] if len(selected) == 1 and selected[0] in labels else None
     draft_id = st.selectbox(
         "Draft",
         list(labels),
-        index=list(labels).index(default_id) if default_id in labels else 0,
+        index=list(labels).index(first) if first else 0,
         format_func=lambda i: labels[i],
         key="edit_draft_id",
     )
     draft = get_draft(services.engine, draft_id)
+    assert draft.id is not None
     if draft.review_issues:
         st.warning(
             "Needs review: the draft states something not found in the donor's "
@@ -159,88 +124,97 @@ else:
             st.toast("Saved.")
             st.rerun()
     with st.expander("Preview as the donor will read it", expanded=True):
-        st.text(f"To: {draft.to_address or '(no address)'}\nSubject: {draft.subject}")
+        st.text(f"To: {draft.to_address or '(no address)'}")
+        st.text(f"Subject: {draft.subject}")
         st.text(draft.body)
 
-# -- send ------------------------------------------------------------------------------
 
-st.subheader("Send")
-try:
-    plan = plan_send(services, account)
-except StewardError as exc:
-    show_error(exc)
-    st.stop()
-
-if not plan.ready:
-    st.caption("No approved drafts to send from this account.")
-else:
-    if st.button(f"Send {len(plan.ready)} approved", type="primary", key="send_start"):
-        st.session_state["confirm_send"] = [item.draft_id for item in plan.ready]
-    pending = st.session_state.get("confirm_send")
-    if pending:
-        st.warning(
-            f"You are about to send {len(pending)} email(s) from {plain(account)}."
-            + (
-                " (Sandbox: nothing leaves this machine.)"
-                if services.settings.sandbox
-                else ""
-            )
-        )
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "draft": i.draft_id,
-                        "to": ", ".join(i.recipients),
-                        "subject": i.subject,
-                    }
-                    for i in plan.ready
-                    if i.draft_id in pending
-                ]
-            ),
-            hide_index=True,
-        )
-        if plan.blocked:
-            st.text(
-                "Will not be sent:\n"
-                + "\n".join(f"  draft {i}: {why}" for i, why in plan.blocked.items())
-            )
-        c1, c2 = st.columns(2)
-        if c1.button(f"Confirm: send {len(pending)} email(s)", type="primary"):
-            st.session_state.pop("confirm_send", None)
-            bar = st.progress(0.0, text="Sending…")
-
-            def _progress(done: int, total: int) -> None:
-                bar.progress(done / max(total, 1), text=f"Sent {done} of {total}")
-
-            try:
-                report = send_approved(services, account, pending, progress=_progress)
-            except StewardError as exc:
-                show_error(exc)
-            else:
-                st.session_state["last_send_report"] = {
-                    "sent": len(report.sent),
-                    "failed": dict(report.failed),
-                    "blocked": dict(report.blocked),
-                    "stopped": report.stopped_reason,
-                }
-                try:
-                    sync_all(services)
-                except StewardError as exc:
-                    show_error(exc)
-                st.rerun()
-        if c2.button("Cancel"):
-            st.session_state.pop("confirm_send", None)
-            st.rerun()
-
-last = st.session_state.get("last_send_report")
-if last:
-    st.success(f"Sent {last['sent']} email(s); logged on the CRM by sync.")
-    if last["stopped"]:
-        st.warning(plain(last["stopped"]))
-    problems = [
-        {"draft": i, "problem": why}
-        for i, why in {**last["failed"], **last["blocked"]}.items()
+def confirm_and_send(services: Services, account: str, plan: SendPlan) -> None:
+    """The confirmation step: count, recipients, what will not go; then send."""
+    pending = st.session_state["confirm_send"]
+    where = (
+        " (Sandbox: nothing leaves this machine.)" if services.settings.sandbox else ""
+    )
+    st.warning(
+        f"You are about to send {len(pending)} email(s) from {plain(account)}.{where}"
+    )
+    rows = [
+        {"draft": i.draft_id, "to": ", ".join(i.recipients), "subject": i.subject}
+        for i in plan.ready
+        if i.draft_id in pending
     ]
-    if problems:
-        st.dataframe(pd.DataFrame(problems), hide_index=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if plan.blocked:
+        st.text("Will not be sent:")
+        st.text("\n".join(f"draft {i}: {why}" for i, why in plan.blocked.items()))
+    go, cancel = st.columns(2)
+    if cancel.button("Cancel"):
+        st.session_state.pop("confirm_send", None)
+        st.rerun()
+    if not go.button(f"Confirm: send {len(pending)} email(s)", type="primary"):
+        return
+    st.session_state.pop("confirm_send", None)
+    bar = st.progress(0.0, text="Sending…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Sent {done} of {total}")
+
+    try:
+        report = send_approved(services, account, pending, progress=progress)
+    except StewardError as exc:
+        show_error(exc)
+        return
+    st.session_state["last_send_report"] = {
+        "sent": len(report.sent),
+        "problems": {**report.failed, **report.blocked},
+        "stopped": report.stopped_reason,
+    }
+    sync_all(services)  # log at once; the background sync would within a minute
+    st.rerun()
+
+
+def send_section(services: Services, account: str) -> None:
+    st.subheader("Send")
+    try:
+        plan = plan_send(services, account)
+    except StewardError as exc:
+        show_error(exc)
+        return
+    if not plan.ready:
+        st.caption("No approved drafts to send from this account.")
+    elif st.session_state.get("confirm_send"):
+        confirm_and_send(services, account, plan)
+    elif st.button(f"Send {len(plan.ready)} approved", type="primary"):
+        st.session_state["confirm_send"] = [item.draft_id for item in plan.ready]
+        st.rerun()
+    last = st.session_state.get("last_send_report")
+    if last:
+        st.success(f"Sent {last['sent']} email(s); sync logs them on the CRM.")
+        if last["stopped"]:
+            st.warning(plain(last["stopped"]))
+        if last["problems"]:
+            problems = [
+                {"draft": i, "problem": why} for i, why in last["problems"].items()
+            ]
+            st.dataframe(pd.DataFrame(problems), hide_index=True)
+
+
+def main() -> None:
+    services = require_services()
+    st.title("Review & send")
+    account = current_account(services)
+    if account is None:
+        st.warning("Connect your Gmail on the Connect page before sending.")
+        st.page_link("pages/connect.py", label="Go to Connect", icon="🔌")
+        return
+    st.text(f"Sending as: {account}")
+    drafts = list_drafts(services.engine)
+    if drafts.empty:
+        st.info("No drafts yet: select donors on the Donors page and draft emails.")
+        return
+    draft_table(services, drafts, account)
+    edit_section(services, drafts)
+    send_section(services, account)
+
+
+main()

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import streamlit as st
 
+from lib.background import stop_all_background_syncs
 from lib.db import dispose_engines
 from lib.services import Services, open_services
 from lib.settings import Settings, settings_from_mapping
@@ -27,8 +29,18 @@ def isolated_environment(
     for name in list(os.environ):
         if name.startswith(("OPENAI_", "GOOGLE_", "AIRTABLE_")):
             monkeypatch.delenv(name, raising=False)
+    _clear_streamlit_caches()
     yield data_dir
+    _clear_streamlit_caches()
+    stop_all_background_syncs()
     dispose_engines()
+
+
+def _clear_streamlit_caches() -> None:
+    """AppTest runs share the process: a cache filled by one test must not answer
+    the next one."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -85,9 +85,14 @@ def test_setup_notes_show_redirect_uri_scopes_and_admin_steps(
     assert not at.exception
     assert "http://localhost:8501/connect" in texts(at, "code")
     notes = texts(at, "markdown")
-    assert "`gmail.send`: send the emails you approve" in notes
-    assert "`gmail.readonly`: read your Sent folder" in notes
-    assert "gmail.compose" not in notes
+    scopes = {
+        row["permission"]: row["what Steward uses it for"]
+        for table in at.table
+        for row in table.value.to_dict("records")
+    }
+    assert scopes["gmail.send"].startswith("send the emails you approve")
+    assert scopes["gmail.readonly"].startswith("read your Sent folder")
+    assert "gmail.compose" not in scopes and "gmail.compose" not in notes
     assert "App access control" in notes
     assert connect_url(at).startswith(f"{google.url}/o/oauth2/auth?")
     assert "account: None" in texts(at, "text")

@@ -155,3 +155,13 @@ def test_default_drafter_is_the_template_drafter(services: Services) -> None:
     assert draft.subject == "Spring Appeal: thank you, Ann"
     assert "$250" in draft.body and "A new pantry opens in May." in draft.body
     assert len(seen) == 1 and seen[0][0].id == ann.id
+
+
+def test_two_records_at_one_address_get_one_draft(services: Services) -> None:
+    """Bloomerang records 3 and 16: June Pemberton twice (un-merged duplicate)."""
+    first = add_donor(services.engine, "June Pemberton", email="june.p@example.com")
+    second = add_donor(services.engine, "June A. Pemberton", email="june.p@example.com")
+    assert first.id is not None and second.id is not None
+    run = draft_for_donors(services, [first.id, second.id], CampaignBrief())
+    assert len(run.draft_ids) == 1
+    assert "same address" in run.skipped[second.id]

@@ -413,3 +413,15 @@ def test_unapprove_and_discard(services: Services) -> None:
     assert list_drafts(engine)["id"].tolist() == [c]
     with pytest.raises(StewardError, match="no longer exists"):
         get_draft(engine, a)
+
+
+def test_only_one_draft_per_address_can_be_approved(services: Services) -> None:
+    """Two donor records sharing an inbox (household, or a CRM duplicate)."""
+    ann = add_donor(services.engine, "Ann Lee", email="home@example.org")
+    bob = add_donor(services.engine, "Bob Lee", email="home@example.org")
+    first = save_one(services.engine, ann)
+    second = save_one(services.engine, bob)
+    outcome = approve(services.engine, [first, second], ACCOUNT)
+    assert outcome[first] is None
+    assert "same address" in (outcome[second] or "")
+    assert get_draft(services.engine, second).status == DraftStatus.DRAFT

@@ -170,3 +170,13 @@ def test_template_drafts_pass_the_check(donor: Donor) -> None:
     # The default template states only the record and the brief: no false alarm.
     subject, body = render_preview(DEFAULT_TEMPLATE, donor, BRIEF)
     assert check_draft(donor, BRIEF, subject, body) == []
+
+
+def test_a_first_name_that_is_a_month_is_not_a_date_claim() -> None:
+    """June Pemberton (Bloomerang) was flagged for stating the date 'June'."""
+    donor = Donor(name="June Pemberton", first_name="June", greeting="June")
+    body = "Dear June,\n\nThank you for being part of our community.\n"
+    assert check_draft(donor, CampaignBrief(), "Thank you, June", body) == []
+    other = Donor(name="Walter Pemberton", first_name="Walter", greeting="Walt")
+    issues = check_draft(other, CampaignBrief(), "Thanks", "See you in June, Walt.")
+    assert any(issue.startswith("June") for issue in issues)

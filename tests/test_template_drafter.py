@@ -120,9 +120,9 @@ def test_donor_values_with_template_syntax_are_data() -> None:
 
 def test_a_line_break_in_donor_data_cannot_leave_the_subject() -> None:
     subject, body = render_preview(
-        None, donor(greeting="Ann\r\nBcc: evil@example.org"), CampaignBrief()
+        None, donor(greeting="Ann\r\nX-Injected: yes"), CampaignBrief()
     )
-    assert subject == "Thank you, Ann Bcc: evil@example.org"
+    assert subject == "Thank you, Ann X-Injected: yes"
     assert "\r" not in subject and "\n" not in subject
 
 
@@ -205,3 +205,14 @@ def test_a_runaway_loop_is_stopped_early() -> None:
     template = "Subject: Hi\n{% for i in range(100000) %}{{ 'x' * 9999 }}{% endfor %}"
     with pytest.raises(DraftError, match="runaway loop"):
         render_preview(template, donor(), BRIEF)
+
+
+def test_greeting_never_uses_an_address_or_a_lone_initial() -> None:
+    """Mailchimp email-only subscriber (record 6) and NPSP's 'D.' (record 15)."""
+    from lib.drafting.template import greeting_for
+
+    subscriber = Donor(name="reader1987@example.net", email="reader1987@example.net")
+    assert greeting_for(subscriber) == "Friend"
+    initial = Donor(name="", first_name="D.", last_name="Murphy-Oyelaran")
+    assert greeting_for(initial) == "Friend"
+    assert greeting_for(Donor(name="Peggy Yoon", greeting="Peggy")) == "Peggy"

@@ -174,6 +174,10 @@ def _date_matches(stated: Reading, known: Reading) -> bool:
     return all(s is None or s == k for s, k in zip(stated, known, strict=True))
 
 
+def _is_lone_month(readings: list[Reading]) -> bool:
+    return len(readings) == 1 and readings[0][0] is None and readings[0][2] is None
+
+
 def _unsupported_dates(text: str, sources: _Sources) -> list[str]:
     out = []
     for phrase, readings, weekday in dates_in(text):
@@ -181,6 +185,10 @@ def _unsupported_dates(text: str, sources: _Sources) -> list[str]:
             supported = weekday in sources.weekdays
         elif readings and readings[0][1] is None:  # a year on its own
             supported = readings[0][0] in sources.years
+        elif _is_lone_month(readings) and _is_known(phrase, sources.own_names):
+            # "June", "April", "August" are also first names: the donor's own
+            # name is not a date claim.
+            supported = True
         else:
             supported = any(
                 _date_matches(reading, known)

@@ -47,6 +47,7 @@ def _eligible(
     by_id = {d.id: d for d in get_donors(engine, donor_ids) if d.id is not None}
     held = held_drafts(engine, donor_ids)
     eligible: list[Donor] = []
+    first_at_address: dict[str, Donor] = {}
     for donor_id in donor_ids:
         donor = by_id.get(donor_id)
         if donor is None:
@@ -55,7 +56,12 @@ def _eligible(
             run.skipped[donor_id] = donor.blocked_reason
         elif donor_id in held:
             run.skipped[donor_id] = held[donor_id]
+        elif (key := (donor.email or "").lower()) in first_at_address:
+            # Two records, one inbox (household or CRM duplicate): one letter.
+            other = first_at_address[key]
+            run.skipped[donor_id] = f"same address as {other.name} (one email each)"
         else:
+            first_at_address[key] = donor
             eligible.append(donor)
     return eligible, by_id
 

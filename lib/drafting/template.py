@@ -116,11 +116,18 @@ def format_date(iso: str | None) -> str | None:
     return f"{day:%B} {day.day}, {day.year}"
 
 
+_INITIAL = re.compile(r"\w\.?", re.UNICODE)
+
+
 def greeting_for(donor: Donor) -> str:
-    """How the letter opens: greeting, else salutation, first name, name, "Friend"."""
+    """How the letter opens: greeting, else salutation, first name, name, "Friend".
+
+    An email address (an email-only subscriber's "name") or a lone initial ("D.")
+    is never used to greet anyone.
+    """
     for value in (donor.greeting, donor.salutation, donor.first_name, donor.name):
         text = " ".join((value or "").split())
-        if text:
+        if text and "@" not in text and not _INITIAL.fullmatch(text):
             return text
     return "Friend"
 
