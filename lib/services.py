@@ -91,6 +91,15 @@ class Services:
         return TemplateDrafter()
 
     @property
+    def mode_label(self) -> str:
+        """What Steward is using right now, for the banner: the configured secrets
+        and what was connected on the Connect page (stored in the database)."""
+        mailbox = "sandbox mailbox" if self.settings.sandbox else "Gmail"
+        drafter = self.drafter().name
+        drafter = "template drafter" if drafter == "template" else drafter
+        return f"{mailbox}, {self.crm().name}, {drafter}"
+
+    @property
     def uses_local_crm(self) -> bool:
         from lib.crm.sandbox import SandboxCrm
 

@@ -54,7 +54,7 @@ def mode_banner(services: Services) -> None:
             )
         else:
             st.warning("**Connected**: sends go out from your real Gmail.", icon="📤")
-        st.caption(f"Using: {plain(services.settings.mode_label)}")
+        st.caption(f"Using: {plain(services.mode_label)}")
 
 
 def current_account(services: Services) -> str | None:

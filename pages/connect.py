@@ -26,7 +26,7 @@ if services.settings.sandbox:
     )
 else:
     st.success("Connected mode: sends go out from your real Gmail.", icon="📤")
-st.text(f"Using: {services.settings.mode_label}")
+st.text(f"Using: {services.mode_label}")
 
 st.header("Gmail")
 render_gmail(services)

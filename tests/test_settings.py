@@ -58,3 +58,18 @@ def test_malformed_toml_names_the_file(
     monkeypatch.setenv("STEWARD_SECRETS", str(bad))
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings()
+
+
+def test_mode_label_follows_what_is_connected(isolated_environment: Path) -> None:
+    """A model entered on the Connect page (not in secrets) shows in the banner."""
+    from lib.drafting.model_settings import save_model_settings
+    from lib.services import open_services
+
+    services = open_services()
+    assert services.mode_label == "sandbox mailbox, local CRM, template drafter"
+    save_model_settings(
+        services,
+        {"model": "small-local-model", "base_url": "http://127.0.0.1:9/v1"},
+        api_key="sk-local",
+    )
+    assert "model:small-local-model" in services.mode_label
