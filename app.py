@@ -13,7 +13,7 @@ logging.basicConfig(
     level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 
-st.set_page_config(page_title="Steward", page_icon="✉️", layout="wide")
+st.set_page_config(page_title="Steward", page_icon=":material/mail:", layout="wide")
 
 services = get_services()
 if services is not None:
@@ -21,12 +21,30 @@ if services is not None:
 
 navigation = st.navigation(
     [
-        st.Page("pages/donors.py", title="Donors & drafts", icon="👥", default=True),
-        st.Page("pages/send.py", title="Review & send", icon="✉️", url_path="send"),
         st.Page(
-            "pages/dashboard.py", title="Sync dashboard", icon="🔄", url_path="sync"
+            "pages/donors.py",
+            title="Donors & drafts",
+            icon=":material/groups:",
+            default=True,
         ),
-        st.Page("pages/connect.py", title="Connect", icon="🔌", url_path="connect"),
+        st.Page(
+            "pages/send.py",
+            title="Review & send",
+            icon=":material/send:",
+            url_path="send",
+        ),
+        st.Page(
+            "pages/dashboard.py",
+            title="Sync dashboard",
+            icon=":material/sync:",
+            url_path="sync",
+        ),
+        st.Page(
+            "pages/connect.py",
+            title="Connect",
+            icon=":material/link:",
+            url_path="connect",
+        ),
     ]
 )
 navigation.run()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from lib.db import as_utc, utcnow
 from lib.drafting.base import CampaignBrief, DraftResult
@@ -57,7 +57,7 @@ LIST_COLUMNS = [
 ]
 
 
-def _values(statuses: Iterable[DraftStatus]) -> list[str]:
+def status_values(statuses: Iterable[DraftStatus]) -> list[str]:
     return [s.value for s in statuses]
 
 
@@ -119,7 +119,7 @@ def send_block_reason(donor_row: Any, to_address: str | None) -> str | None:
     return reason
 
 
-def _load(conn: Connection, draft_id: int) -> tuple[Draft, Any] | None:
+def load_with_donor(conn: Connection, draft_id: int) -> tuple[Draft, Any] | None:
     d = drafts_table
     row = conn.execute(select(d).where(d.c.id == draft_id)).first()
     if row is None:
@@ -130,7 +130,7 @@ def _load(conn: Connection, draft_id: int) -> tuple[Draft, Any] | None:
     return draft_from_row(row), donor
 
 
-def _missing(draft_id: int) -> StewardError:
+def missing_draft(draft_id: int) -> StewardError:
     return StewardError(
         f"Draft {draft_id} no longer exists (it was discarded, or its donor was "
         "removed). Refresh the page."
@@ -219,14 +219,14 @@ def save_drafts_by_donor(
                 .where(d.c.status != DraftStatus.SENT.value)
                 .order_by(d.c.id.desc())
             ).first()
-            if current is not None and current.status in _values(HELD):
+            if current is not None and current.status in status_values(HELD):
                 log.info("draft %d is approved; new draft not saved", current.id)
                 continue
             if current is not None:
                 changed = conn.execute(
                     update(d)
                     .where(d.c.id == current.id)
-                    .where(d.c.status.in_(_values(UNSENT)))
+                    .where(d.c.status.in_(status_values(UNSENT)))
                     .values(version=d.c.version + 1, **values)
                 ).rowcount
                 if changed:
@@ -255,7 +255,7 @@ def held_drafts(engine: Engine, donor_ids: Iterable[int]) -> dict[int, str]:
             rows = conn.execute(
                 select(d.c.donor_id, d.c.status)
                 .where(d.c.donor_id.in_(ids[start : start + 500]))
-                .where(d.c.status.in_(_values(HELD)))
+                .where(d.c.status.in_(status_values(HELD)))
             )
             for row in rows:
                 held[row.donor_id] = f"a draft is {row.status} and waiting to be sent"
@@ -310,9 +310,9 @@ def list_drafts(
 def get_draft(engine: Engine, draft_id: int) -> Draft:
     """The draft with this id. Raises StewardError when it no longer exists."""
     with engine.connect() as conn:
-        loaded = _load(conn, draft_id)
+        loaded = load_with_donor(conn, draft_id)
     if loaded is None:
-        raise _missing(draft_id)
+        raise missing_draft(draft_id)
     return loaded[0]
 
 
@@ -369,12 +369,12 @@ def update_draft(
             update(d)
             .where(d.c.id == draft_id)
             .where(d.c.version == expected_version)
-            .where(d.c.status.in_(_values(EDITABLE)))
+            .where(d.c.status.in_(status_values(EDITABLE)))
             .values(version=d.c.version + 1, **values)
         ).rowcount
-        loaded = _load(conn, draft_id)
+        loaded = load_with_donor(conn, draft_id)
     if loaded is None:
-        raise _missing(draft_id)
+        raise missing_draft(draft_id)
     draft = loaded[0]
     if changed:
         return draft
@@ -386,145 +386,3 @@ def update_draft(
         f"Draft {draft_id} was changed in another tab or window since you opened "
         "it. Your edit was not saved: reload the draft and make it again."
     )
-
-
-def _approval_refusal(draft: Draft, donor: Any, account: str) -> str | None:
-    if draft.status == DraftStatus.SENT:
-        return "already sent"
-    if draft.status == DraftStatus.SENDING:
-        return "being sent right now"
-    if draft.status == DraftStatus.APPROVED and draft.approved_by != account:
-        return f"already approved by {draft.approved_by}"
-    if draft.status == DraftStatus.NEEDS_REVIEW and not draft.review_override:
-        return "needs review: check the flagged facts or tick the override first"
-    blocked = send_block_reason(donor, draft.to_address)
-    if blocked:
-        return blocked
-    if not draft.body.strip():
-        return "the draft has no text (draft it again or write it)"
-    if not draft.subject.strip():
-        return "the subject is empty"
-    return None
-
-
-def _same_address_refusal(conn: Any, draft: Draft) -> str | None:
-    """One email per address: two donor records may share an address (a household,
-    or an un-merged duplicate in the CRM); only one of their drafts goes out."""
-    if not draft.to_address:
-        return None
-    d = drafts_table
-    other = conn.execute(
-        select(d.c.id)
-        .where(func.lower(d.c.to_address) == draft.to_address.strip().lower())
-        .where(d.c.status.in_([DraftStatus.APPROVED.value, DraftStatus.SENDING.value]))
-        .where(d.c.id != draft.id)
-        .limit(1)
-    ).scalar()
-    if other is None:
-        return None
-    return f"draft #{other} to the same address is already approved"
-
-
-def approve(
-    engine: Engine, draft_ids: Iterable[int], account: str
-) -> dict[int, str | None]:
-    """Approve drafts for sending from ``account``.
-
-    Returns, per draft id, None when it is approved (or already was, by this
-    account) and otherwise the reason it was refused: needs review without
-    override, donor may not be emailed, no address, already sent, and so on.
-    """
-    account = account.strip().lower()
-    outcome: dict[int, str | None] = {}
-    d = drafts_table
-    for draft_id in draft_ids:
-        with engine.begin() as conn:
-            loaded = _load(conn, draft_id)
-            if loaded is None:
-                outcome[draft_id] = "no longer exists"
-                continue
-            draft, donor = loaded
-            refusal = _approval_refusal(draft, donor, account)
-            if refusal is None and draft.status != DraftStatus.APPROVED:
-                refusal = _same_address_refusal(conn, draft)
-            if refusal is None and draft.status != DraftStatus.APPROVED:
-                changed = conn.execute(
-                    update(d)
-                    .where(d.c.id == draft_id)
-                    .where(d.c.version == draft.version)
-                    .where(d.c.status == draft.status.value)
-                    .values(
-                        status=DraftStatus.APPROVED.value,
-                        approved_by=account,
-                        approved_at=utcnow(),
-                        error=None,
-                        version=d.c.version + 1,
-                        updated_at=utcnow(),
-                    )
-                ).rowcount
-                if not changed:
-                    refusal = "changed in another tab; reload and approve again"
-            outcome[draft_id] = refusal
-    return outcome
-
-
-def unapprove(engine: Engine, draft_ids: Iterable[int]) -> int:
-    """Put approved drafts back to "draft"; return how many changed (drafts being
-    sent or sent are left as they are)."""
-    d = drafts_table
-    ids = list(draft_ids)
-    with engine.begin() as conn:
-        return conn.execute(
-            update(d)
-            .where(d.c.id.in_(ids))
-            .where(d.c.status == DraftStatus.APPROVED.value)
-            .values(
-                status=DraftStatus.DRAFT.value,
-                approved_by=None,
-                approved_at=None,
-                version=d.c.version + 1,
-                updated_at=utcnow(),
-            )
-        ).rowcount
-
-
-def set_review_override(engine: Engine, draft_id: int, override: bool) -> Draft:
-    """Record that a person checked the flagged facts (or withdrew that).
-
-    Withdrawing the override from an approved needs-review draft is refused: put
-    it back to draft first. Raises StewardError when the draft is sent, being
-    sent or gone.
-    """
-    d = drafts_table
-    with engine.begin() as conn:
-        changed = conn.execute(
-            update(d)
-            .where(d.c.id == draft_id)
-            .where(d.c.status.in_(_values(UNSENT)))
-            .values(
-                review_override=bool(override),
-                version=d.c.version + 1,
-                updated_at=utcnow(),
-            )
-        ).rowcount
-        loaded = _load(conn, draft_id)
-    if loaded is None:
-        raise _missing(draft_id)
-    if not changed and loaded[0].review_override != bool(override):
-        raise StewardError(
-            f"Draft {draft_id} is {loaded[0].status.value}; put it back to draft "
-            "before changing the review override."
-        )
-    return loaded[0]
-
-
-def discard(engine: Engine, draft_ids: Iterable[int]) -> int:
-    """Delete drafts that were not sent and are not being sent; return how many."""
-    d = drafts_table
-    ids = list(draft_ids)
-    with engine.begin() as conn:
-        return conn.execute(
-            delete(d)
-            .where(d.c.id.in_(ids))
-            .where(d.c.status.not_in(_values((DraftStatus.SENT, DraftStatus.SENDING))))
-        ).rowcount

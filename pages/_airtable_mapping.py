@@ -119,7 +119,10 @@ def render_checks(
         tables, config.activity_table, donors, config.activity_fields
     )
     if not problems:
-        st.success("The donors table and the email log table are ready.", icon="✅")
+        st.success(
+            "The donors table and the email log table are ready.",
+            icon=":material/check_circle:",
+        )
         return
     for problem in problems:
         (st.error if problem.blocking else st.warning)(plain(problem.text))

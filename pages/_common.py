@@ -50,10 +50,13 @@ def mode_banner(services: Services) -> None:
             st.info(
                 "**Sandbox mode**: emails go to a local Sent folder on this machine; "
                 "nothing is sent to anyone.",
-                icon="🧪",
+                icon=":material/science:",
             )
         else:
-            st.warning("**Connected**: sends go out from your real Gmail.", icon="📤")
+            st.warning(
+                "**Connected**: sends go out from your real Gmail.",
+                icon=":material/outgoing_mail:",
+            )
         st.caption(f"Using: {plain(services.mode_label)}")
 
 
@@ -79,4 +82,4 @@ def start_sync_thread(services: Services) -> None:
 
 
 def show_error(exc: StewardError) -> None:
-    st.error(plain(exc), icon="⚠️")
+    st.error(plain(exc), icon=":material/warning:")

@@ -75,7 +75,9 @@ def _handle_redirect(services: Services) -> None:
         show_error(exc)
         return
     st.session_state[ACCOUNT_KEY] = account.email
-    st.success(f"Gmail connected: {plain(account.email)}", icon="✅")
+    st.success(
+        f"Gmail connected: {plain(account.email)}", icon=":material/check_circle:"
+    )
     if account.features_off:
         st.warning(
             "Not every permission was granted, so these are off: "

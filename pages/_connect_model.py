@@ -43,7 +43,7 @@ def _test_connection(config: ModelConfig) -> None:
         except StewardError as exc:
             show_error(exc)
         else:
-            st.success(plain(f"Connected: {answer}"), icon="✅")
+            st.success(plain(f"Connected: {answer}"), icon=":material/check_circle:")
 
 
 def _form(services: Services, config: ModelConfig | None) -> None:

@@ -22,10 +22,13 @@ if services.settings.sandbox:
         "mailbox: 'sent' emails land in a Sent folder on this machine and nothing "
         "reaches anyone. The CRM is a local one filled from the donor files you "
         "import, and drafts come from a mail-merge template. Every page works.",
-        icon="🧪",
+        icon=":material/science:",
     )
 else:
-    st.success("Connected mode: sends go out from your real Gmail.", icon="📤")
+    st.success(
+        "Connected mode: sends go out from your real Gmail.",
+        icon=":material/outgoing_mail:",
+    )
 st.text(f"Using: {services.mode_label}")
 
 st.header("Gmail")

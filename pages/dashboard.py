@@ -34,8 +34,9 @@ def crm_log(
 services = require_services()
 st.title("Sync dashboard")
 st.caption(
-    "Left: what is in the Sent folder. Right: what the CRM log holds. Every email "
-    "to an address on a CRM record should be logged once, within a minute."
+    "One row per sent email and recipient: when it was in the Sent folder, when "
+    "the CRM logged it, and the lag. Every email to an address on a CRM record "
+    "should be logged once, within a minute."
 )
 
 top = st.columns([1, 1, 2])
@@ -71,9 +72,15 @@ def live_panel() -> None:
         st.text("Last sync: never")
     else:
         st.dataframe(
-            status.rename(columns={"mailbox": "Mailbox"}),
+            status,
             hide_index=True,
             key="sync_status",
+            column_config={
+                "mailbox": "Mailbox",
+                "last_sync_at": "Last sync",
+                "last_full_sync_at": "Last full resync",
+                "last_error": "Last error",
+            },
         )
     counts = sync_counts(table)
     cols = st.columns(6)
@@ -107,7 +114,19 @@ def live_panel() -> None:
     if since:
         view = view[view["sent_at"] >= pd.Timestamp(since, tz="UTC")]
 
-    st.dataframe(view, hide_index=True, width="stretch", key="sync_table")
+    st.dataframe(
+        view,
+        hide_index=True,
+        width="stretch",
+        key="sync_table",
+        column_config={
+            "sent_at": "In Sent",
+            "logged_at": "Logged in CRM",
+            "lag_s": st.column_config.NumberColumn("Lag (s)", format="%.1f"),
+            "record": "CRM record",
+            "message_id": "Message-ID",
+        },
+    )
     lags = lag_series(view)
     if len(lags):
         st.caption("Lag between sending and logging (seconds)")

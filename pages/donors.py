@@ -159,6 +159,11 @@ def donor_table_and_drafting() -> None:
             ),
             "lifetime_giving": st.column_config.NumberColumn("Lifetime", format="%.2f"),
             "blocked_reason": "May not email",
+            "name": "Name",
+            "greeting": "Greeting",
+            "email": "Email",
+            "last_gift_date": "Last gift date",
+            "record_id": "CRM record",
         },
     )
     picked_rows = selection.selection.rows if selection else []

@@ -6,14 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lib.drafts import (
-    approve,
-    get_draft,
-    list_drafts,
-    set_review_override,
-    unapprove,
-    update_draft,
-)
+from lib.approval import approve, set_review_override, unapprove
+from lib.drafts import get_draft, list_drafts, update_draft
 from lib.errors import StewardError
 from lib.models import DraftStatus
 from lib.sending import SendPlan, plan_send, send_approved
@@ -205,7 +199,7 @@ def main() -> None:
     account = current_account(services)
     if account is None:
         st.warning("Connect your Gmail on the Connect page before sending.")
-        st.page_link("pages/connect.py", label="Go to Connect", icon="🔌")
+        st.page_link("pages/connect.py", label="Go to Connect", icon=":material/link:")
         return
     st.text(f"Sending as: {account}")
     drafts = list_drafts(services.engine)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from lib.approval import approve
 from lib.db import utcnow
 from lib.drafting.ai import ModelDrafter
 from lib.drafting.base import CampaignBrief
@@ -20,7 +21,7 @@ from lib.drafting.jobs import (
     wait_for_job,
 )
 from lib.drafting.model_settings import ModelConfig
-from lib.drafts import approve, list_drafts
+from lib.drafts import list_drafts
 from lib.errors import StewardError
 from lib.models import Donor
 from lib.schema import draft_jobs_table

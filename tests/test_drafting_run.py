@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from lib.approval import approve
 from lib.drafting.base import CampaignBrief, DraftResult, ProgressCallback
 from lib.drafting.run import draft_for_donors
-from lib.drafts import approve, get_draft, list_drafts
+from lib.drafts import get_draft, list_drafts
 from lib.models import Donor, DraftStatus
 from lib.services import Services
 from tests.test_drafts import add_donor, save_one

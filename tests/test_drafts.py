@@ -9,18 +9,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, update
 
+from lib.approval import approve, discard, set_review_override, unapprove
 from lib.db import create_db_engine, utcnow
 from lib.drafting.base import CampaignBrief, DraftResult
-from lib.drafts import (
-    approve,
-    discard,
-    get_draft,
-    list_drafts,
-    save_drafts,
-    set_review_override,
-    unapprove,
-    update_draft,
-)
+from lib.drafts import get_draft, list_drafts, save_drafts, update_draft
 from lib.errors import MessageError, StewardError
 from lib.models import Donor, DraftStatus
 from lib.schema import donors_table, drafts_table

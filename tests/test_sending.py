@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from lib.approval import approve
 from lib.db import utcnow
-from lib.drafts import approve, get_draft
+from lib.drafts import get_draft
 from lib.errors import AuthError, SendError, SendLimitReached, StewardError
 from lib.mailbox.sandbox import SandboxMailbox
 from lib.models import Donor, DraftStatus, OutgoingEmail, SendReceipt, SentPage
