@@ -2,6 +2,7 @@
 
     python -m lib import FILE [--json]   store donors, print the import report
     python -m lib sync [--watch]         log new sent mail on CRM records
+    python -m lib track [--port 8600]    serve open/click tracking (pixel, links)
     python -m lib new-key                print a fresh encryption key for secrets
 
 The command line is a thin shell over the library, like the pages.
@@ -91,6 +92,39 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         return 0
 
 
+def _cmd_track(args: argparse.Namespace) -> int:
+    from lib.services import open_services
+    from lib.tracking_links import signing_key
+    from lib.tracking_server import make_tracking_server
+
+    services = open_services()
+    if not services.settings.tracking_base_url:
+        print(
+            "note: steward.tracking_base_url is not set, so sent emails carry no "
+            "tracking links; this server only answers links sent earlier.",
+            file=sys.stderr,
+        )
+    try:
+        server = make_tracking_server(
+            services.engine, signing_key(services.settings), args.host, args.port
+        )
+    except OSError as exc:
+        raise StewardError(
+            f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            "choose another --port or stop what is using it."
+        ) from exc
+    # One line per hit is this command's own output, with or without --verbose.
+    logging.getLogger("lib.tracking_server").setLevel(logging.INFO)
+    print(f"tracking server on http://{args.host}:{server.server_port} (Ctrl+C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("tracking server stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
 def _cmd_new_key(args: argparse.Namespace) -> int:
     print(Fernet.generate_key().decode())
     return 0
@@ -112,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=None, help="seconds between passes"
     )
     p_sync.set_defaults(func=_cmd_sync)
+
+    p_track = sub.add_parser("track", help="serve open pixels and tracked links")
+    p_track.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p_track.add_argument("--port", type=int, default=8600, help="port to listen on")
+    p_track.set_defaults(func=_cmd_track)
 
     p_key = sub.add_parser("new-key", help="print a new encryption key")
     p_key.set_defaults(func=_cmd_new_key)

@@ -32,7 +32,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from lib.emails import address_key
 from lib.errors import MessageError
-from lib.models import OutgoingEmail, SentMessage
+from lib.models import OutgoingEmail, SentMessage, TrackingLinks
+from lib.tracking_links import HtmlTracking
 
 # Gmail API: at most 100 recipients per message (shared/limits.md, "Gmail API").
 MAX_RECIPIENTS = 100
@@ -209,16 +210,32 @@ def new_message_id(sender_domain: str) -> str:
     return f"<{stamp}.{secrets.token_hex(12)}@{ascii_domain}>"
 
 
-def body_html(body_text: str) -> str:
+def body_html(
+    body_text: str,
+    tracking: TrackingLinks | None = None,
+    rfc_message_id: str = "",
+) -> str:
     """The HTML part for a plain-text body: every character escaped, paragraphs
-    (blank lines) as ``<p>`` and single line breaks as ``<br>``."""
+    (blank lines) as ``<p>`` and single line breaks as ``<br>``.
+
+    With ``tracking`` (and the message's ``rfc_message_id``), web addresses the team
+    wrote become signed click-tracking links and a 1x1 open-tracking image is
+    added (lib.tracking_links); without it the output is exactly as before.
+    Raises MessageError when ``tracking`` is given without a Message-ID.
+    """
+    if tracking is not None and not rfc_message_id:
+        raise MessageError("A tracked email needs its Message-ID; none was given.")
     text = body_text.replace("\r\n", "\n").replace("\r", "\n")
     blocks = re.split(r"\n(?:[ \t]*\n)+", text.strip("\n"))
     paragraphs = [p for p in blocks if p.strip()]
+    tracker = HtmlTracking(tracking, rfc_message_id) if tracking else None
+    render_line = tracker.line if tracker else html.escape
     rendered = "\n".join(
-        "<p>" + "<br>\n".join(html.escape(line) for line in p.split("\n")) + "</p>"
+        "<p>" + "<br>\n".join(render_line(line) for line in p.split("\n")) + "</p>"
         for p in paragraphs
     )
+    if tracker:
+        rendered += "\n" + tracker.pixel()
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n'
         f"<body>\n{rendered}\n</body></html>\n"
@@ -288,7 +305,10 @@ def build_message(email: OutgoingEmail) -> EmailMessage:
     text = email.body_text.replace("\r\n", "\n").replace("\r", "\n")
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(
-        body_html(text), subtype="html", charset="utf-8", cte="quoted-printable"
+        body_html(text, email.tracking, message_id),
+        subtype="html",
+        charset="utf-8",
+        cte="quoted-printable",
     )
     for part in msg.iter_parts():
         del part["MIME-Version"]  # belongs in the top-level header block only

@@ -115,6 +115,17 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class TrackingLinks:
+    """How to track one email's opens and clicks (only when a tracking base URL is
+    configured): where the tracking server is, the key that signs its links, and
+    the donor's own values, whose URLs are never made into links."""
+
+    base_url: str
+    key: bytes = field(repr=False)  # lib.tracking.tracking_key; never shown
+    donor_values: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     """Everything needed to build one RFC 5322 message.
 
@@ -133,6 +144,7 @@ class OutgoingEmail:
     in_reply_to: str | None = None
     references: str | None = None
     reply_to: str | None = None
+    tracking: TrackingLinks | None = None  # None: the HTML part has no tracking
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,8 +33,9 @@ from lib.errors import (
 )
 from lib.mailbox.base import Mailbox
 from lib.message import build_message, new_message_id
-from lib.models import Draft, DraftStatus, OutgoingEmail, SendReceipt
+from lib.models import Draft, DraftStatus, OutgoingEmail, SendReceipt, TrackingLinks
 from lib.schema import donors_table, drafts_table, send_attempts_table
+from lib.tracking_links import links_for
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,19 @@ class _Stop(Exception):
     """Stop the batch: the daily limit or the account's permission."""
 
 
-def _outgoing(draft: Draft, sender: str) -> OutgoingEmail:
+def _donor_values(donor: Any, draft: Draft) -> tuple[str, ...]:
+    """Every text in the donor's record and the facts drawn from it: web
+    addresses in them are never made into tracked links."""
+    values: list[str] = []
+    for value in donor._mapping.values() if donor is not None else ():
+        items = value if isinstance(value, list) else [value]
+        values += [item for item in items if isinstance(item, str) and item]
+    return (*values, *draft.facts)
+
+
+def _outgoing(
+    draft: Draft, sender: str, tracking: TrackingLinks | None = None
+) -> OutgoingEmail:
     return OutgoingEmail(
         sender=sender,
         to=(draft.to_address or "",),
@@ -277,6 +290,7 @@ def _outgoing(draft: Draft, sender: str) -> OutgoingEmail:
         thread_id=draft.thread_id,
         in_reply_to=draft.in_reply_to,
         references=draft.references,
+        tracking=tracking,
     )
 
 
@@ -286,6 +300,7 @@ def _send_one(
     mailbox: Mailbox,
     draft_id: int,
     report: SendReport,
+    tracking: TrackingLinks | None = None,
 ) -> None:
     engine = services.engine
     claimed = _claim(engine, draft_id, account)
@@ -301,7 +316,9 @@ def _send_one(
         _not_sent(engine, draft_id, DraftStatus.BLOCKED, reason)
         report.blocked[draft_id] = reason
         return
-    email = _outgoing(draft, getattr(mailbox, "sender", "") or account)
+    if tracking is not None:
+        tracking = replace(tracking, donor_values=_donor_values(donor, draft))
+    email = _outgoing(draft, getattr(mailbox, "sender", "") or account, tracking)
     try:
         build_message(email)
     except MessageError as exc:
@@ -348,8 +365,10 @@ def send_approved(
     after a crash. A draft whose donor may no longer be emailed becomes "blocked";
     a send error marks that draft "failed" with the error (its text is kept); the
     daily limit or a withdrawn permission stops the batch with ``stopped_reason``
-    and leaves the rest approved. Raises AuthError when the mailbox cannot be
-    opened, StewardError when it sends as another account.
+    and leaves the rest approved. With ``steward.tracking_base_url`` set, each
+    HTML part carries open and click tracking (lib.tracking_links). Raises
+    AuthError when the mailbox cannot be opened, StewardError when it sends as
+    another account, ConfigError when the encryption key is unusable.
     """
     account = account.strip().lower()
     mailbox = mailbox or services.mailbox(account)
@@ -358,6 +377,7 @@ def send_approved(
             f"The mailbox sends as {mailbox.account}, not {account}; sign in again."
         )
     report = SendReport()
+    tracking = links_for(services.settings)  # before any claim: a bad key stops here
     recover_interrupted_sends(services, account, mailbox=mailbox)
     total = len(draft_ids)
     for done, draft_id in enumerate(draft_ids, start=1):
@@ -368,7 +388,7 @@ def send_approved(
             report.skipped.append(draft_id)
         else:
             try:
-                _send_one(services, account, mailbox, draft_id, report)
+                _send_one(services, account, mailbox, draft_id, report, tracking)
             except _Stop as stop:
                 report.stopped_reason = str(stop)
                 break

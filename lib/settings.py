@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lib.errors import ConfigError
 
@@ -31,6 +33,8 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / ".steward"
 DEFAULT_SANDBOX_SENDER = "Development Office <fundraising@our-charity.example.org>"
 # Background sync interval: the brief promises a log entry "within a minute".
 DEFAULT_SYNC_INTERVAL_S = 20.0
+# Printable ASCII without spaces, quotes or angle brackets: safe inside an href.
+_PLAIN_URL = re.compile(r"[!#-;=?-~]+")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class Settings:
     excluded_domains: tuple[str, ...] = ()
     sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S
     encryption_key: str | None = None
+    # Public address of `python -m lib track`; empty means no open/click tracking.
+    tracking_base_url: str = ""
     gmail: GmailSettings | None = None
     airtable: AirtableSettings | None = None
     model: ModelSettings | None = None
@@ -156,7 +162,7 @@ def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def _build(cls: type, section: dict[str, Any], name: str) -> Any:
-    known = set(cls.__dataclass_fields__)
+    known = {f.name for f in fields(cls)}
     unknown = sorted(set(section) - known)
     if unknown:
         raise ConfigError(
@@ -177,6 +183,36 @@ def _as_tuple(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(v).strip().lower() for v in value if str(v).strip())
     raise ConfigError(f"{name} must be a list of strings.")
+
+
+def _tracking_base_url(value: Any) -> str:
+    """The tracking server's public base URL without a trailing slash ("" = off).
+
+    Raises ConfigError unless it is an http(s) address with a host and no query.
+    """
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    try:
+        valid = (
+            parts.scheme.lower() in ("http", "https")
+            and bool(parts.hostname)
+            and parts.username is None
+            and parts.port != 0
+            and not parts.query
+            and not parts.fragment
+            and _PLAIN_URL.fullmatch(text) is not None
+        )
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise ConfigError(
+            "steward.tracking_base_url must be the public web address of the "
+            "tracking server, such as https://track.our-charity.org (no query); "
+            "leave it empty to turn tracking off."
+        )
+    return text.rstrip("/")
 
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
@@ -219,6 +255,10 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         sync_interval_s=interval,
         encryption_key=steward.get("encryption_key")
         or os.environ.get("STEWARD_ENCRYPTION_KEY"),
+        tracking_base_url=_tracking_base_url(
+            os.environ.get("STEWARD_TRACKING_BASE_URL")
+            or steward.get("tracking_base_url")
+        ),
         gmail=_build(GmailSettings, gmail, "gmail") if gmail else None,
         airtable=_build(AirtableSettings, airtable, "airtable") if airtable else None,
         model=_build(ModelSettings, model, "model") if model else None,
