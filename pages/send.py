@@ -36,7 +36,16 @@ def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> None:
         on_select="rerun",
         selection_mode="multi-row",
         width="stretch",
-        column_config={"id": st.column_config.NumberColumn("Draft", format="%d")},
+        column_config={
+            "id": st.column_config.NumberColumn("Draft", format="%d"),
+            "donor_name": "Donor",
+            "to_address": "To",
+            "subject": "Subject",
+            "status": "Status",
+            "review_issues": "Needs review because",
+            "error": "Error",
+            "sent_at": "Sent",
+        },
     )
     every = st.checkbox(f"Select all {len(shown)} shown", key="select_all_drafts")
     rows = [] if every else selection.selection.rows
