@@ -8,7 +8,7 @@ reason shown on the page. Every change is a conditional UPDATE, like the store's
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -25,9 +25,12 @@ from lib.drafts import (
 from lib.errors import StewardError
 from lib.models import Draft, DraftStatus
 from lib.schema import drafts_table
+from lib.suppression import suppressed_addresses
 
 
-def _approval_refusal(draft: Draft, donor: Any, account: str) -> str | None:
+def _approval_refusal(
+    draft: Draft, donor: Any, account: str, suppressed: Mapping[str, str]
+) -> str | None:
     if draft.status == DraftStatus.SENT:
         return "already sent"
     if draft.status == DraftStatus.SENDING:
@@ -36,7 +39,7 @@ def _approval_refusal(draft: Draft, donor: Any, account: str) -> str | None:
         return f"already approved by {draft.approved_by}"
     if draft.status == DraftStatus.NEEDS_REVIEW and not draft.review_override:
         return "needs review: check the flagged facts or tick the override first"
-    blocked = send_block_reason(donor, draft.to_address)
+    blocked = send_block_reason(donor, draft.to_address, suppressed)
     if blocked:
         return blocked
     if not draft.body.strip():
@@ -76,6 +79,8 @@ def approve(
     account = account.strip().lower()
     outcome: dict[int, str | None] = {}
     d = drafts_table
+    with engine.connect() as conn:
+        suppressed = suppressed_addresses(conn)
     for draft_id in draft_ids:
         with engine.begin() as conn:
             loaded = load_with_donor(conn, draft_id)
@@ -83,7 +88,7 @@ def approve(
                 outcome[draft_id] = "no longer exists"
                 continue
             draft, donor = loaded
-            refusal = _approval_refusal(draft, donor, account)
+            refusal = _approval_refusal(draft, donor, account, suppressed)
             if refusal is None and draft.status != DraftStatus.APPROVED:
                 refusal = _same_address_refusal(conn, draft)
             if refusal is None and draft.status != DraftStatus.APPROVED:

@@ -23,6 +23,7 @@ from lib.emails import InvalidAddress, is_valid_address, normalise_address
 from lib.errors import MessageError, StewardError
 from lib.models import Donor, Draft, DraftStatus
 from lib.schema import donors_table, drafts_table
+from lib.suppression import suppressed_addresses
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +105,28 @@ def _donor_flags(row: Any, to_address: str | None) -> Donor:
     )
 
 
-def send_block_reason(donor_row: Any, to_address: str | None) -> str | None:
+def send_block_reason(
+    donor_row: Any,
+    to_address: str | None,
+    suppressed: Mapping[str, str] | None = None,
+) -> str | None:
     """Why a draft to ``to_address`` for this donor must not be sent, or None.
 
     ``donor_row`` is a ``donors`` row (or None when the donor was removed). The
     donor's flags come first (deceased, opted out, do not email, bounced), then
-    the address: blank is "no address", malformed is "not a valid address".
+    the address: blank is "no address", malformed is "not a valid address", and
+    an address held by any record that may not be emailed (``suppressed``, from
+    lib.suppression) is blocked too.
     """
     if donor_row is None:
         return "donor no longer in the list"
     reason = _donor_flags(donor_row, to_address).blocked_reason
     if reason is None and not is_valid_address(to_address or ""):
         return "not a valid address"
+    if reason is None and suppressed:
+        other = suppressed.get((to_address or "").strip().lower())
+        if other:
+            return f"{other} (a donor record with this address)"
     return reason
 
 
@@ -281,6 +292,7 @@ def list_drafts(
         query = query.where(d.c.status.in_([str(s) for s in statuses]))
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(d.c.id.desc())).all()
+        suppressed = suppressed_addresses(conn)
     records = []
     for row in rows:
         donor = None
@@ -301,7 +313,7 @@ def list_drafts(
                 "approved_by": row.approved_by,
                 "sent_at": as_utc(row.sent_at),
                 "version": row.version,
-                "blocked_reason": send_block_reason(donor, row.to_address),
+                "blocked_reason": send_block_reason(donor, row.to_address, suppressed),
             }
         )
     return pd.DataFrame(records, columns=LIST_COLUMNS)
@@ -330,6 +342,12 @@ def _checked_address(to_address: str) -> str | None:
             f"The To address {text!r} is not a valid email address ({exc.reason}). "
             "Correct it and save again."
         ) from exc
+    if not text.rsplit("@", 1)[0].isascii():
+        # Same limit as lib.message: such addresses need SMTPUTF8.
+        raise MessageError(
+            f"The To address {text!r} has accented or non-Latin letters before the "
+            "@; Steward cannot send to such addresses yet. Use another address."
+        )
     return text
 
 

@@ -35,6 +35,7 @@ from lib.mailbox.base import Mailbox
 from lib.message import build_message, new_message_id
 from lib.models import Draft, DraftStatus, OutgoingEmail, SendReceipt, TrackingLinks
 from lib.schema import donors_table, drafts_table, send_attempts_table
+from lib.suppression import suppressed_addresses, suppression_reason
 from lib.tracking_links import links_for
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def plan_send(
     else:
         query = query.where(d.c.id.in_(wanted))
     with services.engine.connect() as conn:
+        suppressed = suppressed_addresses(conn)
         drafts = [draft_from_row(r) for r in conn.execute(query)]
         donors = {
             r.id: r
@@ -124,7 +126,7 @@ def plan_send(
             plan.blocked[draft.id] = f"approved for {draft.approved_by}"
             continue
         donor = donors.get(draft.donor_id)
-        reason = send_block_reason(donor, draft.to_address)
+        reason = send_block_reason(donor, draft.to_address, suppressed)
         if reason:
             plan.blocked[draft.id] = reason
             continue
@@ -310,8 +312,12 @@ def _send_one(
     draft, donor, earlier = claimed
     rfc = draft.rfc_message_id
     assert rfc is not None
-    # The donor's flags may have changed since the draft was approved.
+    # The donor's flags (or another record's at this address) may have changed
+    # since the draft was approved.
     reason = send_block_reason(donor, draft.to_address)
+    if reason is None:
+        with engine.connect() as conn:
+            reason = suppression_reason(conn, draft.to_address)
     if reason:
         _not_sent(engine, draft_id, DraftStatus.BLOCKED, reason)
         report.blocked[draft_id] = reason

@@ -85,7 +85,11 @@ def live_panel() -> None:
     counts = sync_counts(table)
     cols = st.columns(6)
     cols[0].metric("Emails in Sent", counts.get("sent_emails", 0))
-    cols[1].metric("Logged on a record", counts.get("logged", 0))
+    cols[1].metric(
+        "Log entries on records",
+        counts.get("logged", 0),
+        help="One per email and matched record: an email to two records is two.",
+    )
     cols[2].metric(
         "Not yet logged",
         counts.get("not_yet_logged", 0),

@@ -59,10 +59,13 @@ def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> None:
     if left.button(f"Approve {len(ids)} selected", disabled=not ids, type="primary"):
         outcome = approve(services.engine, ids, account)
         refused = [{"draft": i, "reason": why} for i, why in outcome.items() if why]
+        st.session_state["approval_refusals"] = refused
         st.toast(f"Approved {len(outcome) - len(refused)} draft(s).")
-        if refused:
-            st.warning("Some drafts were not approved:")
-            st.dataframe(pd.DataFrame(refused), hide_index=True)
+        st.rerun()  # so the counts and the table show the new statuses
+    refused = st.session_state.pop("approval_refusals", None)
+    if refused:
+        st.warning("Some drafts were not approved:")
+        st.dataframe(pd.DataFrame(refused), hide_index=True)
     if right.button("Back to draft", disabled=not ids):
         unapprove(services.engine, ids)
         st.rerun()
@@ -134,7 +137,18 @@ def edit_section(services: Services, drafts: pd.DataFrame) -> None:
 
 def confirm_and_send(services: Services, account: str, plan: SendPlan) -> None:
     """The confirmation step: count, recipients, what will not go; then send."""
-    pending = st.session_state["confirm_send"]
+    ready_ids = {item.draft_id for item in plan.ready}
+    asked = st.session_state["confirm_send"]
+    pending = [i for i in asked if i in ready_ids]
+    if len(pending) < len(asked):
+        st.info(
+            f"{len(asked) - len(pending)} draft(s) changed since you pressed Send "
+            "(edited, sent or un-approved elsewhere) and are left out."
+        )
+    if not pending:
+        st.session_state.pop("confirm_send", None)
+        st.caption("Nothing left to send from that request.")
+        return
     where = (
         " (Sandbox: nothing leaves this machine.)" if services.settings.sandbox else ""
     )

@@ -417,3 +417,22 @@ def test_only_one_draft_per_address_can_be_approved(services: Services) -> None:
     assert outcome[first] is None
     assert "same address" in (outcome[second] or "")
     assert get_draft(services.engine, second).status == DraftStatus.DRAFT
+
+
+def test_an_address_that_cannot_be_sent_is_refused_when_saving(
+    services: Services,
+) -> None:
+    """Tester: josé@exämple.org was accepted on save and failed only at send."""
+    ann = add_donor(services.engine, "Ann Lee")
+    draft = get_draft(services.engine, save_one(services.engine, ann))
+    assert draft.id is not None
+    with pytest.raises(MessageError, match="before the @"):
+        update_draft(
+            services.engine,
+            draft.id,
+            subject=draft.subject,
+            body=draft.body,
+            to_address="josé@exämple.org",
+            expected_version=draft.version,
+        )
+    assert get_draft(services.engine, draft.id).to_address == ann.email

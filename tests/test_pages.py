@@ -161,7 +161,7 @@ def test_mail_sent_outside_steward_is_logged_from_the_dashboard(
         logged = conn.execute(select(crm_log_table.c.record_id)).scalars().all()
     assert logged == ["rec_ann"]
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Logged on a record"] == "1"
+    assert metrics["Log entries on records"] == "1"
 
 
 def test_donor_values_are_never_rendered_as_markdown(app: AppTest) -> None:

@@ -19,6 +19,7 @@ from lib.donors import get_donors
 from lib.drafting.base import CampaignBrief, Drafter, ProgressCallback
 from lib.drafts import Review, held_drafts, save_drafts_by_donor
 from lib.models import Donor
+from lib.suppression import suppressed_addresses
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def _eligible(
 ) -> tuple[list[Donor], dict[int, Donor]]:
     by_id = {d.id: d for d in get_donors(engine, donor_ids) if d.id is not None}
     held = held_drafts(engine, donor_ids)
+    with engine.connect() as conn:
+        suppressed = suppressed_addresses(conn)
     eligible: list[Donor] = []
     first_at_address: dict[str, Donor] = {}
     for donor_id in donor_ids:
@@ -56,6 +59,9 @@ def _eligible(
             run.skipped[donor_id] = donor.blocked_reason
         elif donor_id in held:
             run.skipped[donor_id] = held[donor_id]
+        elif (donor.email or "").lower() in suppressed:
+            why = suppressed[(donor.email or "").lower()]
+            run.skipped[donor_id] = f"{why} (another donor record with this address)"
         elif (key := (donor.email or "").lower()) in first_at_address:
             # Two records, one inbox (household or CRM duplicate): one letter.
             other = first_at_address[key]

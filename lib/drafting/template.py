@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -94,6 +95,26 @@ _ENV = _Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+# A letter needs no big loops: range() is capped per render and lipsum (which can
+# be asked for a million paragraphs) is gone, so a template cannot pin the CPU
+# with generated sequences (a tester froze drafting with nested range loops).
+MAX_RANGE_ITEMS = 1_000
+_range_budget = threading.local()
+
+
+def _capped_range(*args: int) -> range:
+    numbers = range(*args)
+    used = getattr(_range_budget, "used", 0) + len(numbers)
+    if used > MAX_RANGE_ITEMS:
+        raise SecurityError(
+            f"range() may produce at most {MAX_RANGE_ITEMS:,} numbers per draft"
+        )
+    _range_budget.used = used
+    return numbers
+
+
+_ENV.globals["range"] = _capped_range
+_ENV.globals.pop("lipsum", None)
 
 
 def format_money(amount: float | None, currency: str | None = None) -> str | None:
@@ -197,6 +218,7 @@ def _render(template: Template, context: dict[str, Any]) -> str:
     # Limit: a loop that prints nothing can still keep a render busy for long.
     parts: list[str] = []
     size = 0
+    _range_budget.used = 0
     try:
         for chunk in template.generate(context):
             size += len(chunk)

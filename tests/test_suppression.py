@@ -1,0 +1,92 @@
+"""An address on any record that may not be emailed is never emailed, whichever
+donor's draft it is on (tester's finding: the check looked only at the draft's own
+donor, so a duplicate record or a retyped To address got through)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from lib.approval import approve
+from lib.drafting.base import CampaignBrief
+from lib.drafting.run import draft_for_donors
+from lib.drafts import get_draft, update_draft
+from lib.models import DraftStatus
+from lib.schema import donors_table, sandbox_messages_table
+from lib.sending import plan_send, send_approved
+from lib.services import Services
+from lib.suppression import suppressed_addresses, suppression_reason
+from tests.test_drafts import add_donor
+
+
+def _sent_count(services: Services) -> int:
+    with services.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(sandbox_messages_table))
+        return int(total.scalar_one())
+
+
+def test_a_second_record_at_a_do_not_email_address_is_not_drafted(
+    services: Services,
+) -> None:
+    add_donor(services.engine, "Pat Shared", email="pat@example.org", do_not_email=True)
+    patricia = add_donor(
+        services.engine, "Patricia Shared", email="pat@example.org", donor_key="R2"
+    )
+    assert patricia.id is not None
+    run = draft_for_donors(services, [patricia.id], CampaignBrief())
+    assert run.draft_ids == []
+    assert "do not email" in run.skipped[patricia.id]
+
+
+def test_a_retyped_to_address_of_a_deceased_donor_is_refused_everywhere(
+    services: Services,
+) -> None:
+    account = services.sandbox_account
+    add_donor(services.engine, "Dead Person", email="dead@example.org", deceased=True)
+    alive = add_donor(services.engine, "Alive Person", email="alive@example.org")
+    assert alive.id is not None
+    (draft_id,) = draft_for_donors(services, [alive.id], CampaignBrief()).draft_ids
+    draft = get_draft(services.engine, draft_id)
+    update_draft(
+        services.engine,
+        draft_id,
+        subject=draft.subject,
+        body=draft.body,
+        to_address="DEAD@example.org",
+        expected_version=draft.version,
+    )
+    assert "deceased" in (approve(services.engine, [draft_id], account)[draft_id] or "")
+    assert get_draft(services.engine, draft_id).status != DraftStatus.APPROVED
+
+
+def test_a_flag_set_on_another_record_after_approval_blocks_the_send(
+    services: Services,
+) -> None:
+    account = services.sandbox_account
+    alive = add_donor(services.engine, "Alive Person", email="alive@example.org")
+    other = add_donor(
+        services.engine, "Old Record", email="old@example.org", donor_key="OLD"
+    )
+    assert alive.id is not None and other.id is not None
+    (draft_id,) = draft_for_donors(services, [alive.id], CampaignBrief()).draft_ids
+    assert approve(services.engine, [draft_id], account) == {draft_id: None}
+    assert [item.draft_id for item in plan_send(services, account).ready] == [draft_id]
+    # An opt-out file arrives for another record that also holds this address.
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(donors_table)
+            .where(donors_table.c.id == other.id)
+            .values(emails=["old@example.org", "alive@example.org"], opted_out=True)
+        )
+    assert plan_send(services, account).ready == []
+    report = send_approved(services, account, [draft_id])
+    assert "opted out" in report.blocked[draft_id]
+    assert _sent_count(services) == 0
+    assert get_draft(services.engine, draft_id).status == DraftStatus.BLOCKED
+
+
+def test_lookup_is_exact_for_addresses_with_like_wildcards(services: Services) -> None:
+    add_donor(services.engine, "A", email="a_b@example.org", bounced=True)
+    with services.engine.connect() as conn:
+        assert suppression_reason(conn, "A_B@example.org") is not None
+        assert suppression_reason(conn, "axb@example.org") is None
+        assert suppressed_addresses(conn) == {"a_b@example.org": "address bounced"}
