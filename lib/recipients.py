@@ -112,12 +112,17 @@ class RecordMatcher:
         rows: list[dict[str, str]] = []
         for address, kind in recipients_of(message):
             base = {"recipient": address, "recipient_kind": kind}
-            if (
+            others = self._matches.get(address, [])
+            carried = (
                 link is not None
                 and link.record_id
                 and address == link.to_address
+                # A To retyped to an address other records hold belongs to them.
+                and not (others and all(r.record_id != link.record_id for r in others))
                 and self._record_exists(link.record_id, address)
-            ):
+            )
+            if carried:
+                assert link is not None and link.record_id
                 # The donor the draft was written for: a deliberate donor email, so
                 # it is logged on that record even if the address is excluded.
                 rows.append({**base, "record_id": link.record_id, "status": "pending"})

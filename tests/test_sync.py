@@ -606,3 +606,15 @@ def test_c05_real_sandbox_mailbox_refused_cursor(
     status = sync_status(services.engine)
     assert status["last_full_sync_at"].notna().all()
     assert status["last_error"].isna().all()
+
+
+def test_a_to_retyped_to_another_records_address_is_logged_on_that_record(
+    services: Services, crm: SandboxCrm
+) -> None:
+    """Tester: a draft for one donor whose To was changed to an address another
+    record holds was logged on the draft's donor, never on the address's owner."""
+    box = ListMailbox()
+    message = box.add(("ann@example.org",))
+    add_draft(services, message.rfc_message_id, "ann@example.org", "recMaura")
+    sync_once(services, box, crm)
+    assert logged(crm) == [(message.rfc_message_id, "recAnn", "ann@example.org")]
