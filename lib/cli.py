@@ -168,3 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StewardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0

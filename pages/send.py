@@ -15,7 +15,7 @@ from lib.services import Services
 from lib.sync import sync_all
 from pages._common import current_account, plain, require_services, show_error
 
-SHOWN_BY_DEFAULT = ["draft", "needs_review", "approved", "failed", "blocked"]
+SHOWN_BY_DEFAULT = ["draft", "needs_review", "approved", "sending", "failed", "blocked"]
 TABLE_COLUMNS = ["id", "donor_name", "to_address", "subject", "status"]
 TABLE_COLUMNS += ["review_issues", "error", "sent_at"]
 
