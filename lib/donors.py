@@ -360,7 +360,34 @@ def list_donors(engine: Engine) -> pd.DataFrame:
     frame["id"] = frame["id"].astype("int64")
     frame["gift_count"] = frame["gift_count"].fillna(0).astype("int64")
     frame["blocked_reason"] = blocked_reasons(frame)
+    frame["possible_duplicate"] = possible_duplicates(frame)
     return frame
+
+
+def possible_duplicates(frame: pd.DataFrame) -> pd.Series:
+    """For each donor, "same name as #<id>" when another record carries the same
+    name (case, accents-as-typed and punctuation aside), else None.
+
+    Why: exports from two systems give one person two records with different IDs
+    and sometimes different addresses (Mailchimp keys by address, NPSP by
+    contact), so one person could get two letters. Steward does not merge records
+    on its own; it points them out so a person can.
+    """
+    key = (
+        frame["name"]
+        .fillna("")
+        .str.casefold()
+        .str.replace(r"[^\w]+", " ", regex=True)
+        .str.strip()
+    )
+    first_id = frame["id"].groupby(key).transform("min")
+    counts = key.map(key.value_counts())
+    other = frame["id"].groupby(key).transform("max")
+    partner = first_id.where(first_id != frame["id"], other)
+    result = ("same name as #" + partner.astype(str)).where(
+        (counts > 1) & (key != "") & ~key.str.contains("@"), None
+    )
+    return result.astype(object).where(result.notna(), None)
 
 
 def last_import_report(engine: Engine) -> dict[str, Any] | None:

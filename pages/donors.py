@@ -141,6 +141,7 @@ def donor_table_and_drafting() -> None:
             "last_gift_date",
             "lifetime_giving",
             "blocked_reason",
+            "possible_duplicate",
             "record_id",
         )
         if c in shown.columns
@@ -164,6 +165,7 @@ def donor_table_and_drafting() -> None:
             "email": "Email",
             "last_gift_date": "Last gift date",
             "record_id": "CRM record",
+            "possible_duplicate": "Possible duplicate",
         },
     )
     picked_rows = selection.selection.rows if selection else []

@@ -215,3 +215,19 @@ def test_store_accepts_a_result_built_from_plain_rows(services: Services) -> Non
         True,
     )
     assert zed.blocked_reason == "opted out"
+
+
+def test_same_name_on_two_records_is_pointed_out(services: Services) -> None:
+    """Tester: Harriet came from Mailchimp and NPSP with two addresses; Odalys
+    from two Givebutter exports with two IDs. One letter each would be two."""
+    from lib.donors import list_donors, possible_duplicates
+
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "name": ["Harriet Lindqvist", "harriet  lindqvist", "Ann Lee", ""],
+        }
+    )
+    marks = list(possible_duplicates(frame))
+    assert marks == ["same name as #2", "same name as #1", None, None]
+    assert "possible_duplicate" in list_donors(services.engine).columns
