@@ -177,3 +177,76 @@ def test_import_draft_approve_send_sync_on_every_export(app: AppTest) -> None:
     with services.engine.connect() as conn:
         again = conn.execute(select(func.count()).select_from(crm_log_table)).scalar()
     assert again == len(entries)
+
+
+def test_the_same_flow_with_airtable_as_the_crm(
+    monkeypatch: pytest.MonkeyPatch, isolated_environment: Path
+) -> None:
+    """Import, draft, approve, send and sync through the pages with the CRM on
+    the local Airtable server: each sent email is one row of the email log,
+    linked to the Airtable record holding the address, and Sync now adds none."""
+    from tests.fakes.airtable_seed import DONOR_FIELDS, activity_fields, fast_fake
+    from tests.fakes.airtable_server import running
+
+    monkeypatch.setenv("STEWARD_BACKGROUND_SYNC", "0")
+    fake = fast_fake()
+    with running(fake):
+        base_id = fake.add_base("Development")
+        donors_table_id = fake.add_table(base_id, "Donors", DONOR_FIELDS)
+        fake.add_table(base_id, "Email log", activity_fields(donors_table_id))
+        secrets = isolated_environment.parent / "secrets.toml"
+        secrets.write_text(
+            f'[airtable]\ntoken = "{fake.token}"\nbase_id = "{base_id}"\n'
+            'donors_table = "Donors"\nactivity_table = "Email log"\n'
+            f'endpoint_url = "{fake.url}"\n',
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("STEWARD_SECRETS", str(secrets))
+        app = AppTest.from_file(str(APP), default_timeout=120)
+        app.run()
+        assert not app.exception
+        names = ("donorperfect_gifts.csv", "littlegreenlight_constituents.csv")
+        for path in (p for p in donor_format_files() if p.name in names):
+            _import_on_page(app, path)
+        services = open_services()
+        assert not services.uses_local_crm
+        donors = list_donors(services.engine)
+        emailable = donors[donors["blocked_reason"].isna()]
+        addresses = sorted(set(emailable["email"].str.lower()))
+        assert len(addresses) > 15
+        record_ids = fake.add_records(
+            base_id, "Donors", [{"Name": a, "Email": a.upper()} for a in addresses]
+        )
+        record_of = dict(zip(addresses, record_ids, strict=True))
+
+        app.checkbox(key="draft_all_shown").check()
+        app.run()
+        _button(app, "Draft emails").click()
+        app.run()
+        job = latest_job(services.engine)
+        assert job is not None
+        assert wait_for_job(services.engine, job.id, timeout_s=60).failed == 0
+        app.switch_page("pages/send.py")
+        app.run()
+        app.checkbox(key="select_all_drafts").check()
+        app.run()
+        _button(app, "Approve").click()
+        app.run()
+        _button(app, "Send ").click()
+        app.run()
+        _button(app, "Confirm: send").click()
+        app.run()
+        assert not app.exception
+
+        rows = fake.records(base_id, "Email log")
+        linked = sorted((r["fields"]["Recipient"], r["fields"]["Donor"]) for r in rows)
+        assert linked == sorted((a, [record_of[a]]) for a in addresses)
+        assert len({r["fields"]["Log Key"] for r in rows}) == len(rows)
+
+        app.switch_page("pages/dashboard.py")
+        app.run()
+        _button(app, "Sync now").click()
+        app.run()
+        assert not app.exception
+        assert len(fake.records(base_id, "Email log")) == len(rows)
+        assert fake.unexpected == []
