@@ -41,6 +41,8 @@ with st.expander("Import a donor file", expanded=list_donors(services.engine).em
                 f"Records: {preview.record_count}   Donors found: "
                 f"{len(preview.donors)}   Rejected rows: {len(preview.rejected)}"
             )
+            for note in preview.notes:
+                st.warning(plain(note))
             mapping_frame = pd.DataFrame(
                 {
                     "Column in file": preview.columns,

@@ -102,3 +102,38 @@ def test_preferred_email_indirection() -> None:
         "cy@home.example.org",  # no preference: the first column
     ]
     assert result.donors[0].emails == ["ann@work.example.org", "ann@home.example.org"]
+
+
+def test_email_column_of_mostly_placeholders_is_still_the_email_column() -> None:
+    """Tester case: an Email column with 7 'N/A' and 3 real addresses was left
+    unmapped and the 3 addresses were thrown away silently."""
+    rows = [f"Donor {i},{cell}" for i, cell in enumerate(["N/A"] * 5 + ["none", "-"])]
+    rows += [f"Real {i},real{i}@example.org" for i in range(3)]
+    data = ("Name,Email\n" + "\n".join(rows) + "\n").encode()
+    result = read_donor_file(data, "placeholders.csv")
+    assert result.mapping["Email"] == "email"
+    assert [d.email for d in result.donors][7:] == [
+        "real0@example.org",
+        "real1@example.org",
+        "real2@example.org",
+    ]
+    no_email = {i.row for i in result.doubtful if i.reason.startswith("no email")}
+    assert no_email == set(range(1, 8))
+    assert not [i for i in result.doubtful if "invalid email" in i.reason]
+
+
+def test_token_email_header_of_placeholders_and_addresses_maps_to_email() -> None:
+    """A header that only contains 'email' ('Donor Contact Email') is judged on its
+    cells, placeholders aside."""
+    data = b"Name,Donor Contact Email\nA,unknown\nB,N/A\nC,c@example.org\nD,n/a\n"
+    result = read_donor_file(data, "contact.csv")
+    assert result.mapping["Donor Contact Email"] == "email"
+    assert [d.email for d in result.donors] == [None, None, "c@example.org", None]
+
+
+def test_invalid_address_reason_is_a_sentence() -> None:
+    """Tester case: 'line break inside the address Imported without…' lacked
+    punctuation between the two sentences."""
+    result = read_donor_file(b'Name,Email\nAnn,"ann\nlee@example.org"\n', "x.csv")
+    (issue,) = [i for i in result.doubtful if "invalid email" in i.reason]
+    assert "line break inside the address. Imported without" in issue.reason

@@ -212,3 +212,46 @@ def test_duplicate_and_blank_headers_get_names() -> None:
     result = read_donor_file(text.encode(), "dups.csv")
     assert result.columns == ["Email", "Email (2)", "Column 3", "Name"]
     assert result.donors[0].emails == ["a@example.org", "b@example.org"]
+
+
+def test_one_stray_cp1252_line_does_not_garble_the_utf8_lines() -> None:
+    """Tester case: one cp1252 byte in a UTF-8 file made the whole file decode as
+    cp1252 ('JosÃ© NÃºÃ±ez'). UTF-8 lines stay exact, the odd line is read as
+    cp1252 and listed with its record number (after a quoted line break)."""
+    data = (
+        'Name,Email,Notes\nJosé Núñez,jose@example.org,"line one\nline two"\n'.encode()
+        + "Renée Café,renee@example.org,50€\n".encode("cp1252")
+        + "Zoë Ardèche,zoe@example.org,\n".encode()
+    )
+    result = read_donor_file(data, "mixed.csv")
+    assert [d.name for d in result.donors] == [
+        "José Núñez",
+        "Renée Café",
+        "Zoë Ardèche",
+    ]
+    assert result.donors[1].notes == "50€"
+    assert "cp1252" in result.encoding
+    odd = [i for i in result.doubtful if "not UTF-8" in i.reason]
+    assert [(i.row, "read as cp1252" in i.reason) for i in odd] == [(2, True)]
+
+
+def test_stray_byte_after_utf8_bom_is_read_not_refused() -> None:
+    data = (
+        "\ufeffName,Email\nJosé,jose@example.org\n".encode()
+        + "Müller,m@example.org\n".encode("cp1252")
+    )
+    result = read_donor_file(data, "bom.csv")
+    assert [d.name for d in result.donors] == ["José", "Müller"]
+    assert [i.row for i in result.doubtful if "not UTF-8" in i.reason] == [2]
+
+
+def test_guessed_encoding_is_named_in_the_report() -> None:
+    text = (
+        "名前,メールアドレス\n"
+        "山田 太郎,taro@example.org\n"
+        "佐藤 花子,hanako@example.org\n"
+    )
+    result = read_donor_file(text.encode("shift_jis"), "japan.csv")
+    (note,) = result.notes
+    assert result.encoding in note and "guessed" in note
+    assert result.report()["notes"] == [note]

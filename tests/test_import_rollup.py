@@ -109,3 +109,20 @@ def test_mixed_currencies_are_reported() -> None:
     (donor,) = result.donors
     assert donor.lifetime_giving == 15.0 and donor.currency == "USD"
     assert any("several currencies" in i.reason for i in result.doubtful)
+
+
+def test_campaign_comes_from_completed_gifts_only() -> None:
+    """Tester case: a donor's campaign was taken from a refunded/failed/ticket row
+    although they had completed gifts."""
+    result = _read(
+        "Email,Amount,Date,Campaign,Status,Subtype\n"
+        "ann@example.org,50,2024-01-01,Spring Appeal,succeeded,donation\n"
+        "ann@example.org,900,2024-06-01,Gala,refunded,donation\n"
+        "ann@example.org,20,2024-07-01,,succeeded,donation\n"
+        "ann@example.org,40,2024-08-01,Raffle,succeeded,ticket\n"
+        "ann@example.org,70,2024-09-01,Year End,failed,donation\n"
+        "bo@example.org,30,2024-07-01,Gala,refunded,donation\n"
+    )
+    ann, bo = result.donors
+    assert ann.campaign == "Spring Appeal"
+    assert bo.campaign == "Gala"  # no completed gift: the row's own campaign

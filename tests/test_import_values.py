@@ -10,7 +10,6 @@ import pytest
 from lib.importing.values import (
     choose_decimal_comma,
     parse_dates,
-    parse_flags,
     parse_money,
     parse_money_text,
 )
@@ -116,8 +115,13 @@ def test_impossible_dates_are_flagged() -> None:
     assert dates.isna().all()
 
 
-def test_flags() -> None:
-    cells = pd.Series(["Y", "yes", "TRUE", "1", "x", "N", "no", "", "maybe"])
-    assert parse_flags(cells).tolist() == [True] * 5 + [False] * 4
-    dated = pd.Series(["2021-03-01", "", "no", "N"])
-    assert parse_flags(dated, any_value=True).tolist() == [True, False, False, False]
+def test_one_impossible_month_first_date_makes_the_column_day_first() -> None:
+    """Tester case: '31/12/2024' (impossible month-first) was not read day-first
+    because another cell looked month-first; the odd one is reported, not
+    guessed."""
+    dates, bad = parse_dates(
+        pd.Series(["31/12/2024", "01/02/2024", "25/03/2024", "12/30/2024"]),
+        today=TODAY,
+    )
+    assert dates.tolist()[:3] == ["2024-12-31", "2024-02-01", "2024-03-25"]
+    assert bad.tolist() == [False, False, False, True]

@@ -7,9 +7,10 @@
     result.doubtful          # RowIssue(row, reason): imported or skipped, worth a look
     result.suggested_mapping # {source column: donor field}; pass a corrected one back
 
-The modules, in the order the work flows: reading (bytes -> text table), refusal
-(the FEC check), mapping (columns -> fields), values (money, dates, flags), names
-and addresses, rows (fields per row), rollup (rows -> donors), result.
+The modules, in the order the work flows: decoding (bytes -> text encoding),
+reading (bytes -> text table), refusal (the FEC check), mapping (columns -> fields),
+values (money, dates), flags (may this donor be emailed?), names and addresses,
+rows (fields per row), rollup (rows -> donors), result.
 """
 
 from lib.importing.importer import DEFAULT_LOCAL_TIMEZONE, read_donor_file

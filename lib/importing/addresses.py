@@ -18,6 +18,7 @@ import pandas as pd
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from lib.emails import InvalidAddress, normalise_address
+from lib.importing.fields import EMAIL_PLACEHOLDERS
 from lib.importing.mapping import normalise_header
 from lib.importing.result import RowIssue
 
@@ -106,7 +107,10 @@ def collect_addresses(
         if several.any():
             split = cells[several].str.split(_CELL_SEPARATORS, regex=True).explode()
             cells = pd.concat([cells[~several], split.astype("str").str.strip()])
-            cells = cells[cells != ""]
+        # "N/A", "none", "-": no address (the donor is reported as having none).
+        cells = cells[(cells != "") & ~cells.str.lower().isin(EMAIL_PLACEHOLDERS)]
+        if cells.empty:
+            continue
         parts.append(
             pd.DataFrame(
                 {"row": cells.index.to_numpy(), "rank": rank, "raw": cells.array}
@@ -144,6 +148,9 @@ def collect_addresses(
         bad["reason"].tolist(),
         strict=True,
     ):
+        reason = reason.strip()
+        if reason and reason[-1] not in ".!?":
+            reason += "."
         issues.append(
             RowIssue(
                 int(row),

@@ -34,7 +34,7 @@ DONOR_FIELDS: dict[str, str] = {
     "refund_date": "date the gift was refunded (a filled cell means refunded)",
     "do_not_email": "yes = do not email",
     "opted_out": "yes = unsubscribed from email",
-    "email_subscribed": "no = unsubscribed from email",
+    "email_subscribed": "yes = may email; anything else = unsubscribed",
     "deceased": "yes (or a date) = deceased",
     "bounced": "yes (or a date) = email address bounced",
 }
@@ -256,6 +256,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "do not contact",
         "no contact",
         "do not solicit",
+        "no solicitation",
+        "no solicitations",
+        "do not call or email",
     ),
     "opted_out": (
         "email opt out",
@@ -274,6 +277,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "email subscribed",
         "subscribed to email",
         "email opt in",
+        "email status",
+        "email subscription status",
+        "subscription status",
     ),
     "deceased": (
         "deceased",
@@ -289,7 +295,36 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "hard bounce",
         "bounce",
         "email bounced date",
+        "email bounced reason",
+        "bounce reason",
+        "bounced reason",
+        "email bounce reason",
         "clean time",
         "cleaned at",
     ),
 }
+
+# What exports write in an email cell when there is no address; such a cell is
+# treated as blank (the donor is reported as having no email), not as a typo.
+EMAIL_PLACEHOLDERS = frozenset(
+    {
+        "n/a",
+        "na",
+        "n.a.",
+        "none",
+        "-",
+        "--",
+        ".",
+        "?",
+        "unknown",
+        "null",
+        "nil",
+        "tbd",
+        "no",
+        "no email",
+        "noemail",
+        "not provided",
+        "not given",
+        "declined",
+    }
+)

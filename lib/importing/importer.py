@@ -76,7 +76,11 @@ def read_donor_file(
     money = rows["amount"].notna() | rows["lifetime"].notna()
     totals = ~identified & ~rows["had_email_text"] & money
     rejected = list(table.rejected)
-    doubtful = [issue for issue in fields.doubtful if identified.get(issue.row, True)]
+    doubtful = [
+        issue
+        for issue in [*table.doubtful, *fields.doubtful]
+        if identified.get(issue.row, True)
+    ]
     doubtful.extend(
         RowIssue(int(r), "totals row (no name, address or ID, only amounts): skipped")
         for r in rows.index[totals]
@@ -97,13 +101,14 @@ def read_donor_file(
         frame=donors,
         rejected=sorted(rejected),
         doubtful=sorted(set(doubtful)),
-        encoding=table.encoding,
+        encoding=table.encoding_label or table.encoding,
         separator=table.separator,
         columns=list(table.columns),
         mapping=dict(used),
         suggested_mapping=suggested,
         record_count=record_count,
         filename=filename,
+        notes=list(table.notes),
     )
     log.info(
         "imported %s: %d records -> %d donors, %d rejected, %d doubtful, %.0f ms",

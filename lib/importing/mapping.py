@@ -22,6 +22,7 @@ import pandas as pd
 from lib.errors import ImportError_
 from lib.importing.fields import (
     DONOR_FIELDS,
+    EMAIL_PLACEHOLDERS,
     IDENTITY_FIELDS,
     IGNORE,
     MULTI_FIELDS,
@@ -58,6 +59,16 @@ _NOT_ADDRESS = frozenset(
         "rating",
     }
 )
+# Salesforce custom fields ("npsp__Deceased__c", "Deceased__c") and camelCase API
+# names ("HasOptedOutOfEmail") are matched as the words they spell.
+_SALESFORCE_SUFFIX = re.compile(r"__c$", re.IGNORECASE)
+_SALESFORCE_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9]*__(?=[A-Za-z])")
+_CAMEL_CASE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# Synonyms with their spaces removed, so "DONOTEMAIL" and "donotcontact" match too.
+_COMPACT_SYNONYMS = {
+    field: {synonym.replace(" ", ""): rank for rank, synonym in enumerate(synonyms)}
+    for field, synonyms in SYNONYMS.items()
+}
 _AMBIGUOUS_TITLES = frozenset({"salutation", "title"})
 _ADDRESS_LIKE = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
 # A gift column named like this holds one summary gift per donor, not one per row.
@@ -65,8 +76,11 @@ _SUMMARY_GIFT = re.compile(r"\b(?:first|last|latest|recent|largest|biggest)\b")
 
 
 def normalise_header(header: str) -> str:
-    """A header for matching: lower case, punctuation to spaces, emoji dropped."""
-    text = header.replace("\ufeff", "").strip().casefold().replace("_", " ")
+    """A header for matching: Salesforce ``__c`` suffix and namespace dropped,
+    camelCase split into words, lower case, punctuation to spaces, emoji dropped."""
+    text = header.replace("\ufeff", "").strip()
+    text = _SALESFORCE_NAMESPACE.sub("", _SALESFORCE_SUFFIX.sub("", text))
+    text = _CAMEL_CASE.sub(" ", text).casefold().replace("_", " ")
     return " ".join(re.sub(r"[^\w]+", " ", text).split())
 
 
@@ -79,9 +93,14 @@ def _header_forms(header: str) -> list[str]:
 def _rank(field: str, header: str) -> int | None:
     """Where ``header`` stands in the field's synonyms (lower is better)."""
     synonyms = SYNONYMS[field]
-    for form in _header_forms(header):
+    forms = _header_forms(header)
+    for form in forms:
         if form in synonyms:
             return synonyms.index(form)
+    for form in forms:
+        compact = _COMPACT_SYNONYMS[field].get(form.replace(" ", ""))
+        if compact is not None:
+            return compact
     if field == "email":
         tokens = set(normalise_header(header).split())
         if ("email" in tokens or {"e", "mail"} <= tokens) and not tokens & _NOT_ADDRESS:
@@ -112,17 +131,30 @@ def _field_for(column: str, sample: pd.DataFrame) -> tuple[str, int] | None:
         if values and _share(values, _ADDRESS_LIKE.fullmatch) >= 0.8:
             return "email", len(SYNONYMS["email"]) + 1
         return None
-    fields = {f for f, _ in candidates}
-    if "email" in fields or "email_preference" in fields:
-        looks_like_addresses = _share(values, lambda v: "@" in v) >= 0.5
-        if looks_like_addresses or (not values and "email" in fields):
-            return "email", dict(candidates).get("email", 0)
-        if "email_preference" in fields:
-            return "email_preference", dict(candidates)["email_preference"]
-        return None
+    ranks = dict(candidates)
+    if "email" in ranks or "email_preference" in ranks:
+        if "email" in ranks and _is_email_column(values, ranks):
+            return "email", ranks["email"]
+        if "email_preference" in ranks:
+            return "email_preference", ranks["email_preference"]
+        candidates = [c for c in candidates if c[0] != "email"]
+        if not candidates:
+            return None
     if set(_header_forms(column)) & _AMBIGUOUS_TITLES:
         return _title_field(column, values, dict(candidates))
     return min(candidates, key=lambda c: c[1])
+
+
+def _is_email_column(values: list[str], ranks: dict[str, int]) -> bool:
+    """True when a column the header says may hold addresses does: its header is
+    an email header and nothing else ("Email", however few cells are valid), or
+    most of its cells are addresses or placeholders such as "N/A"."""
+    if not values:
+        return set(ranks) <= {"email", "email_preference"}
+    if ranks["email"] < len(SYNONYMS["email"]) and set(ranks) == {"email"}:
+        return True
+    real = [v for v in values if v.casefold() not in EMAIL_PLACEHOLDERS]
+    return bool(real) and _share(real, lambda v: "@" in v) >= 0.5
 
 
 def _title_field(
@@ -236,7 +268,7 @@ def is_utc_column(header: str) -> bool:
 
 
 def is_date_like_column(header: str) -> bool:
-    """True for flag columns that hold a date or time ("Deceased Date",
-    "UNSUB_TIME"), where any filled cell means yes."""
+    """True for flag columns that hold a date, time or reason ("Deceased Date",
+    "UNSUB_TIME", "EmailBouncedReason"), where any filled cell means yes."""
     tokens = set(normalise_header(header).split())
-    return bool(tokens & {"date", "time", "at", "on", "since", "of"})
+    return bool(tokens & {"date", "time", "at", "on", "since", "reason", "type"})

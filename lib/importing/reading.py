@@ -21,22 +21,19 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import charset_normalizer
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lib.errors import ImportError_
+from lib.importing.decoding import SNIFF_BYTES, choose_decoding
 from lib.importing.result import RowIssue
 
 log = logging.getLogger(__name__)
 
-# Enough of the file to sniff the separator and to judge what a column holds.
-SNIFF_BYTES = 64 * 1024
+# Enough of the file to judge what a column holds.
 SAMPLE_RECORDS = 500
 SEPARATORS = (",", ";", "\t", "|")
-# Decoding is checked in slices so a large file never exists twice in memory.
-DECODE_CHUNK_BYTES = 1024 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls (and other Office 97 files)
 
@@ -56,6 +53,11 @@ class SourceTable:
     _data: bytes = field(default=b"", repr=False)
     _full: pd.DataFrame | None = field(default=None, repr=False)
     rejected: list[RowIssue] = field(default_factory=list)
+    # Records decoded differently from the rest of the file, and file-level remarks
+    # (an encoding that had to be guessed), for the import report.
+    doubtful: list[RowIssue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    encoding_label: str = ""  # the encoding as shown: "utf-8 (some lines cp1252)"
 
     def read(self, positions: Sequence[int]) -> pd.DataFrame:
         """Every record, only the columns at ``positions``, as stripped text ("" for
@@ -126,7 +128,7 @@ def open_table(data: bytes, filename: str) -> SourceTable:
         )
     if filename.lower().endswith((".xlsx", ".xlsm")):
         raise ImportError_(f"{filename} is not a valid .xlsx workbook.")
-    encoding = detect_encoding(data)
+    encoding, data, odd_lines = choose_decoding(data)
     head_bytes = data[:SNIFF_BYTES]
     head = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head_bytes)
     _refuse_non_tables(head, filename)
@@ -159,7 +161,7 @@ def open_table(data: bytes, filename: str) -> SourceTable:
         separator,
         len(columns),
     )
-    return SourceTable(
+    table = SourceTable(
         filename=filename,
         kind="csv",
         encoding=encoding,
@@ -168,51 +170,35 @@ def open_table(data: bytes, filename: str) -> SourceTable:
         sample=sample.fillna("").astype("str"),
         first_line=first_line,
         _data=data,
+        encoding_label=encoding,
     )
+    _report_decoding(table, odd_lines)
+    return table
 
 
-def detect_encoding(data: bytes) -> str:
-    """The text encoding of a CSV export: UTF-8 (with or without BOM), UTF-16 with
-    BOM, else cp1252 (Windows "CSV (Comma delimited)"), else charset-normalizer's
-    best guess. Raises ImportError_ for binary data."""
-    if data.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    elif b"\x00" in data[:SNIFF_BYTES]:
-        raise ImportError_(
-            "This file is binary, not a CSV or XLSX export: export the donor list "
-            "as CSV or XLSX and import that."
+def _report_decoding(table: SourceTable, odd_lines: list[tuple[int, str]]) -> None:
+    """Name, on the table, every record read in another encoding than the file's,
+    and an encoding that was only guessed."""
+    if odd_lines:
+        used = sorted({how for _, how in odd_lines})
+        table.encoding_label = f"{table.encoding} (some lines {', '.join(used)})"
+        for record, how in odd_lines:
+            if how == "UTF-8":
+                reason = "UTF-8 in a mostly cp1252 file, read as UTF-8"
+            else:
+                reason = f"not UTF-8, read as {how}"
+            if record == 0:
+                table.notes.append(f"The header: {reason}.")
+            else:
+                table.doubtful.append(
+                    RowIssue(record, f"{reason}: check its accented text")
+                )
+    elif table.encoding not in ("utf-8", "utf-8-sig", "utf-16", "cp1252"):
+        table.notes.append(
+            f"The file is neither UTF-8 nor Windows cp1252: its encoding was guessed "
+            f"as {table.encoding}. Check that accented names read correctly, or "
+            "export the list again as CSV UTF-8."
         )
-    elif _decodes(data, "utf-8"):
-        return "utf-8"
-    elif _decodes(data, "cp1252"):
-        return "cp1252"
-    else:
-        best = charset_normalizer.from_bytes(data[: 4 * SNIFF_BYTES]).best()
-        if best is None or not _decodes(data, best.encoding):
-            raise ImportError_(
-                "This file is not text in any encoding Steward knows: export the "
-                "donor list as CSV (UTF-8) or XLSX."
-            )
-        return best.encoding
-    if not _decodes(data, encoding):
-        raise ImportError_(
-            "This file starts like UTF-8 but contains bytes that are not UTF-8: "
-            "save it again as 'CSV UTF-8' and import that."
-        )
-    return encoding
-
-
-def _decodes(data: bytes, encoding: str) -> bool:
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    try:
-        for start in range(0, len(data), DECODE_CHUNK_BYTES):
-            decoder.decode(data[start : start + DECODE_CHUNK_BYTES], final=False)
-        decoder.decode(b"", final=True)
-    except (UnicodeDecodeError, LookupError):
-        return False
-    return True
 
 
 def _refuse_non_tables(head: str, filename: str) -> None:

@@ -142,6 +142,7 @@ class ImportResult:
     deliberately skipped, like a totals row or a refund) but deserve a look.
     ``mapping`` is what was used (source column -> donor field); within one field,
     earlier columns win. ``record_count`` counts every record after the header.
+    ``notes`` are remarks about the whole file (an encoding that was guessed).
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -154,6 +155,7 @@ class ImportResult:
     suggested_mapping: dict[str, str]
     record_count: int
     filename: str = ""
+    notes: list[str] = field(default_factory=list)  # about the whole file
 
     @property
     def imported(self) -> int:
@@ -186,6 +188,7 @@ class ImportResult:
             "suggested_mapping": dict(self.suggested_mapping),
             "rejected": [issue.to_dict() for issue in self.rejected],
             "doubtful": [issue.to_dict() for issue in self.doubtful],
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> dict[str, Any]:

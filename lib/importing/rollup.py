@@ -179,14 +179,15 @@ def roll_up(fields: RowFields, keep: pd.Series) -> tuple[pd.DataFrame, list[RowI
         .fillna(0)
         .astype(int)
     )
-    for column in ("currency", "campaign"):
-        from_gift = last[column].where(last[column] != "").reindex(donors.index)
-        chosen = from_gift.fillna(first_of[column])
-        donors[column] = (
-            chosen.astype("str")
-            if column == "currency"
-            else chosen.fillna("").astype("str")
-        )
+    from_gift = last["currency"].where(last["currency"] != "").reindex(donors.index)
+    donors["currency"] = from_gift.fillna(first_of["currency"]).astype("str")
+    # The campaign of the latest completed gift that names one; a donor with
+    # completed gifts never takes it from a refunded, failed or ticket row.
+    named = gifts[gifts["campaign"] != ""].groupby("code")["campaign"].last()
+    campaign = named.reindex(donors.index)
+    has_gifts = pd.Series(donors.index.isin(gifts["code"]), index=donors.index)
+    campaign = campaign.where(has_gifts | campaign.notna(), first_of["campaign"])
+    donors["campaign"] = campaign.fillna("").astype("str")
     del first_of, last
     donors["notes"] = _notes(rows, count)
     for flag in FLAGS:

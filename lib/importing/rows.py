@@ -15,6 +15,11 @@ import pandas as pd
 
 from lib.importing import names, values
 from lib.importing.addresses import RowAddresses, collect_addresses
+from lib.importing.flags import (
+    read_flag_column,
+    read_status_column,
+    read_subscription_column,
+)
 from lib.importing.mapping import (
     is_date_like_column,
     is_per_gift_column,
@@ -22,18 +27,9 @@ from lib.importing.mapping import (
 )
 from lib.importing.result import RowIssue
 
-# What a free-text status says about the donor (Airtable "Do Not Contact") ...
-# Patterns run on lower-cased text, vectorised; they avoid \s (pyarrow's regex engine
-# treats it differently, so pandas would fall back to Python for every row).
-DONOR_STATUS_PATTERNS = {
-    "do_not_email": r"do[ -]?not[ -]?(?:contact|e-?mail|solicit)"
-    r"|\bno[ -]?(?:contact|e-?mail)\b|\bdnc\b",
-    "opted_out": r"unsubscrib|opted?[ -]*out",
-    "deceased": r"deceased|\bdied\b",
-    "bounced": r"bounce|\bcleaned\b|undeliverable",
-}
-# ... and about a gift row (Givebutter "failed", NPSP stage "Pledged"), first match
-# wins. Only rows with an amount are gifts, so "Prospect" on a donor row is harmless.
+# What a status says about a gift row (Givebutter "failed", NPSP stage "Pledged"),
+# first match wins; what it says about the donor is lib.importing.flags' job. Only
+# rows with an amount are gifts, so "Prospect" on a donor row is harmless.
 GIFT_STATUS_PATTERNS = (
     (r"fail|declin|\berror\b|unpaid", "failed payment"),
     (r"refund|charge ?back|disput|revers|\bvoid", "refunded"),
@@ -77,15 +73,6 @@ def _joined(columns: list[pd.Series], separator: str, index: pd.Index) -> pd.Ser
             (result != "") & (column != ""), ""
         )
         result = result + glue + column
-    return result
-
-
-def _flag(frame: pd.DataFrame, plan: dict[str, list[str]], name: str) -> pd.Series:
-    result = pd.Series(False, index=frame.index)
-    for column in plan.get(name, []):
-        result |= values.parse_flags(
-            frame[column], any_value=is_date_like_column(column)
-        )
     return result
 
 
@@ -181,19 +168,33 @@ def _gifts(
     return {"amount": amount, "gift_date": gift_date, "lifetime": lifetime}
 
 
-def _flags_of(frame: pd.DataFrame, plan: dict[str, list[str]]) -> dict[str, pd.Series]:
-    """Do-not-email, opted-out, deceased and bounced, from flag columns and from
-    free-text statuses ("Do Not Contact")."""
-    statuses = [frame[c].str.lower() for c in plan.get("status", [])]
-    flags = {}
-    for flag in ("do_not_email", "opted_out", "deceased", "bounced"):
-        found = _flag(frame, plan, flag)
-        for status in statuses:
-            found |= status.str.contains(DONOR_STATUS_PATTERNS[flag], regex=True)
-        flags[flag] = found
+def _flags_of(
+    frame: pd.DataFrame, plan: dict[str, list[str]], doubtful: list[RowIssue]
+) -> dict[str, pd.Series]:
+    """Do-not-email, opted-out, deceased and bounced, from flag columns, from
+    subscription columns and from free-text statuses ("Do Not Contact"); cells
+    that are not clearly yes or no block and are listed in ``doubtful``."""
+    flags = {
+        flag: pd.Series(False, index=frame.index)
+        for flag in ("do_not_email", "opted_out", "deceased", "bounced")
+    }
+    for flag in flags:
+        for column in plan.get(flag, []):
+            reading = read_flag_column(
+                frame[column], column, flag, any_value=is_date_like_column(column)
+            )
+            flags[flag] |= reading.blocked
+            doubtful.extend(reading.doubtful)
     for column in plan.get("email_subscribed", []):
-        said_no = frame[column].str.lower().isin(values.FALSE_WORDS)
-        flags["opted_out"] = flags["opted_out"] | said_no
+        reading = read_subscription_column(frame[column], column)
+        flags["opted_out"] |= reading.blocked
+        doubtful.extend(reading.doubtful)
+    for column in plan.get("status", []):
+        clear, loose = read_status_column(frame[column], column)
+        for flag, hits in clear.items():
+            flags[flag] |= hits
+        flags["do_not_email"] |= loose.blocked
+        doubtful.extend(loose.doubtful)
     return flags
 
 
@@ -264,7 +265,7 @@ def extract_rows(
             "campaign": _text(frame, plan, "campaign"),
             "notes": _notes_of(frame, plan),
             "excluded": _exclusions(frame, plan, gifts["amount"]),
-            **_flags_of(frame, plan),
+            **_flags_of(frame, plan, doubtful),
         },
         index=frame.index,
     )

@@ -227,15 +227,18 @@ def parse_date_text(
 
 
 def slash_dates_are_day_first(values: Iterable[str]) -> bool:
-    """True when some a/b/y date in the column has a first part above 12 and none
-    has a second part above 12 (so the column is D/M/Y, not the US M/D/Y)."""
-    first_big = second_big = False
+    """True when the column's a/b/y dates are D/M/Y, not the US M/D/Y: some date
+    is impossible month-first ("31/12/2024") and at least as many dates prove
+    day-first order as prove month-first order ("12/31/2024"). Dates the chosen
+    order cannot read are reported by the caller, never guessed."""
+    day_first = month_first = 0
     for text in values:
         match = _SLASH_RE.fullmatch(text.strip())
         if match:
-            first_big |= int(match.group(1)) > 12
-            second_big |= int(match.group(2)) > 12
-    return first_big and not second_big
+            first, second = int(match.group(1)), int(match.group(2))
+            day_first += first > 12 >= second
+            month_first += second > 12 >= first
+    return day_first > 0 and day_first >= month_first
 
 
 def parse_dates(
@@ -290,18 +293,6 @@ def parse_dates(
         result[rest] = _map_distinct(texts[rest], one, str)
     bad = filled & result.isna()
     return result, bad
-
-
-# -- flags ---------------------------------------------------------------------------
-
-
-def parse_flags(values: pd.Series, *, any_value: bool = False) -> pd.Series:
-    """A yes/no column -> bool. With ``any_value`` (a date such as "Deceased Date"
-    or "UNSUB_TIME"), any filled cell that is not a "no" word counts as yes."""
-    texts = _as_text(values).str.lower()
-    if any_value:
-        return ((texts != "") & ~texts.isin(FALSE_WORDS)).astype(bool)
-    return texts.isin(TRUE_WORDS).astype(bool)
 
 
 # -- helpers -------------------------------------------------------------------------
