@@ -56,6 +56,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
         f"({stored.created} new, {stored.updated} updated), import {stored.import_id}."
     )
     print(f"Encoding {result.encoding}, separator {result.separator!r}.")
+    for note in result.notes:
+        print(f"Note: {safe(note)}")
     print(f"{blocked} donor(s) may not be emailed (flags or no address).")
     print("Columns used:")
     for column, field in result.mapping.items():
