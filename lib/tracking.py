@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 import pandas as pd
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 
 from lib.db import as_utc
 from lib.errors import StewardError
@@ -221,18 +221,34 @@ def record_open(
         user_agent, at, sent_at, from_sender=from_sender, method=method
     )
     with engine.begin() as conn:
-        conn.execute(
-            tracking_events_table.insert().values(
-                rfc_message_id=rfc_message_id,
-                kind="open",
-                url=None,
-                user_agent=user_agent or "",
-                machine=machine,
-                reason=reason[:80],
-                at=as_utc(at),
-            )
+        _insert_event(
+            conn, rfc_message_id, "open", None, user_agent, machine, reason, at
         )
     return machine, reason
+
+
+def _insert_event(
+    conn: Connection,
+    rfc_message_id: str,
+    kind: str,
+    url: str | None,
+    user_agent: str,
+    machine: bool,
+    reason: str,
+    at: datetime,
+) -> None:
+    """Keep one tracking event, whatever its classification."""
+    conn.execute(
+        tracking_events_table.insert().values(
+            rfc_message_id=rfc_message_id,
+            kind=kind,
+            url=url,
+            user_agent=user_agent or "",
+            machine=machine,
+            reason=reason[:80],
+            at=as_utc(at),
+        )
+    )
 
 
 def record_click(
@@ -273,16 +289,8 @@ def record_click(
             url=url,
             recent_clicks=[(row.at, row.url or "") for row in recent],
         )
-        conn.execute(
-            tracking_events_table.insert().values(
-                rfc_message_id=rfc_message_id,
-                kind="click",
-                url=url,
-                user_agent=user_agent or "",
-                machine=machine,
-                reason=reason[:80],
-                at=at_utc,
-            )
+        _insert_event(
+            conn, rfc_message_id, "click", url, user_agent, machine, reason, at_utc
         )
         if reason == "many links clicked at once" and recent:
             conn.execute(
