@@ -22,6 +22,7 @@ from lib.drafts import (
     send_block_reason,
     status_values,
 )
+from lib.emails import canonical_address
 from lib.errors import StewardError
 from lib.models import Draft, DraftStatus
 from lib.schema import drafts_table
@@ -57,7 +58,7 @@ def _same_address_refusal(conn: Any, draft: Draft) -> str | None:
     d = drafts_table
     other = conn.execute(
         select(d.c.id)
-        .where(func.lower(d.c.to_address) == draft.to_address.strip().lower())
+        .where(func.lower(d.c.to_address) == canonical_address(draft.to_address))
         .where(d.c.status.in_([DraftStatus.APPROVED.value, DraftStatus.SENDING.value]))
         .where(d.c.id != draft.id)
         .limit(1)

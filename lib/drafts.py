@@ -19,7 +19,12 @@ from sqlalchemy import Connection, Engine, select, update
 
 from lib.db import as_utc, utcnow
 from lib.drafting.base import CampaignBrief, DraftResult
-from lib.emails import InvalidAddress, is_valid_address, normalise_address
+from lib.emails import (
+    InvalidAddress,
+    canonical_address,
+    is_valid_address,
+    normalise_address,
+)
 from lib.errors import MessageError, StewardError
 from lib.models import Donor, Draft, DraftStatus
 from lib.schema import donors_table, drafts_table
@@ -124,7 +129,7 @@ def send_block_reason(
     if reason is None and not is_valid_address(to_address or ""):
         return "not a valid address"
     if reason is None and suppressed:
-        other = suppressed.get((to_address or "").strip().lower())
+        other = suppressed.get(canonical_address(to_address))
         if other:
             return f"{other} (a donor record with this address)"
     return reason
@@ -348,7 +353,7 @@ def _checked_address(to_address: str) -> str | None:
             f"The To address {text!r} has accented or non-Latin letters before the "
             "@; Steward cannot send to such addresses yet. Use another address."
         )
-    return text
+    return normalise_address(text)  # the form every safety check compares
 
 
 def update_draft(

@@ -46,6 +46,20 @@ def normalise_address(value: str) -> str:
     return result.normalized.lower()
 
 
+def canonical_address(value: str | None) -> str:
+    """The one form used to compare addresses for safety checks: the normalised
+    address when it is valid (IDNA and Unicode forms folded, so
+    "fw@ｅｘａｍｐｌｅ.org" and "user@xn--mnchen-3ya.de" compare equal to what they
+    deliver to), else the trimmed lower-case text. "" for nothing."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    try:
+        return normalise_address(text)
+    except InvalidAddress:
+        return text.lower()
+
+
 def is_valid_address(value: str) -> bool:
     try:
         normalise_address(value)

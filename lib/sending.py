@@ -23,6 +23,7 @@ from sqlalchemy import Engine, select, update
 
 from lib.db import as_utc, utcnow
 from lib.drafts import draft_from_row, send_block_reason
+from lib.emails import canonical_address
 from lib.errors import (
     AuthError,
     MailboxError,
@@ -127,10 +128,12 @@ def plan_send(
             continue
         donor = donors.get(draft.donor_id)
         reason = send_block_reason(donor, draft.to_address, suppressed)
+        for copied in (*draft.cc, *draft.bcc):  # nobody on Cc/Bcc who may not be
+            reason = reason or _copy_block_reason(copied, suppressed.get)
         if reason:
             plan.blocked[draft.id] = reason
             continue
-        to_key = (draft.to_address or "").strip().lower()
+        to_key = canonical_address(draft.to_address)
         if to_key in planned_to:
             plan.blocked[draft.id] = (
                 f"draft #{planned_to[to_key]} in this send goes to the same address"
@@ -278,6 +281,11 @@ def _donor_values(donor: Any, draft: Draft) -> tuple[str, ...]:
     return (*values, *draft.facts)
 
 
+def _copy_block_reason(address: str, lookup: Callable[[str], str | None]) -> str | None:
+    why = lookup(canonical_address(address))
+    return f"Cc/Bcc {address}: {why}" if why else None
+
+
 def _outgoing(
     draft: Draft, sender: str, tracking: TrackingLinks | None = None
 ) -> OutgoingEmail:
@@ -318,6 +326,10 @@ def _send_one(
     if reason is None:
         with engine.connect() as conn:
             reason = suppression_reason(conn, draft.to_address)
+            for copied in (*draft.cc, *draft.bcc):
+                reason = reason or _copy_block_reason(
+                    copied, lambda key: suppression_reason(conn, key)
+                )
     if reason:
         _not_sent(engine, draft_id, DraftStatus.BLOCKED, reason)
         report.blocked[draft_id] = reason

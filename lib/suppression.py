@@ -10,8 +10,11 @@ each send.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Connection, String, cast, or_, select
 
+from lib.emails import canonical_address
 from lib.models import Donor
 from lib.schema import donors_table
 
@@ -24,14 +27,22 @@ def _blocked_rows(conn: Connection, address: str | None = None):  # type: ignore
         or_(*(o.c[f].is_(True) for f in _FLAGS))
     )
     if address is not None:
-        escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # The JSON list may hold the address as typed or \u-escaped (non-ASCII).
+        forms = {json.dumps(address), json.dumps(address, ensure_ascii=False)}
         query = query.where(
             or_(
                 o.c.email == address,
-                cast(o.c.emails, String).like(f'%"{escaped}"%', escape="\\"),
+                *(
+                    cast(o.c.emails, String).like(f"%{_like(form)}%", escape="\\")
+                    for form in forms
+                ),
             )
         )
     return conn.execute(query)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _reason(row: object) -> str:
@@ -54,14 +65,14 @@ def suppressed_addresses(conn: Connection) -> dict[str, str]:
         reason = _reason(row)
         for address in [row.email, *(row.emails or [])]:
             if address:
-                found.setdefault(str(address).strip().lower(), reason)
+                found.setdefault(canonical_address(str(address)), reason)
     return found
 
 
 def suppression_reason(conn: Connection, address: str | None) -> str | None:
     """Why ``address`` may not be emailed (a record holding it is blocked), or
     None. Addresses are stored in lower case, so the lookup is exact."""
-    key = (address or "").strip().lower()
+    key = canonical_address(address)
     if not key:
         return None
     for row in _blocked_rows(conn, key):

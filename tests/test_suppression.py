@@ -11,7 +11,7 @@ from lib.drafting.base import CampaignBrief
 from lib.drafting.run import draft_for_donors
 from lib.drafts import get_draft, update_draft
 from lib.models import DraftStatus
-from lib.schema import donors_table, sandbox_messages_table
+from lib.schema import donors_table, drafts_table, sandbox_messages_table
 from lib.sending import plan_send, send_approved
 from lib.services import Services
 from lib.suppression import suppressed_addresses, suppression_reason
@@ -90,3 +90,74 @@ def test_lookup_is_exact_for_addresses_with_like_wildcards(services: Services) -
         assert suppression_reason(conn, "A_B@example.org") is not None
         assert suppression_reason(conn, "axb@example.org") is None
         assert suppressed_addresses(conn) == {"a_b@example.org": "address bounced"}
+
+
+def test_other_written_forms_of_a_blocked_address_are_refused(
+    services: Services,
+) -> None:
+    """Second tester: full-width letters, punycode and a decomposed umlaut in a
+    retyped To reached do-not-email inboxes."""
+    account = services.sandbox_account
+    add_donor(services.engine, "FW", email="fw@example.org", do_not_email=True)
+    add_donor(
+        services.engine,
+        "IDN",
+        email="user@münchen.de",
+        do_not_email=True,
+        donor_key="I",
+    )
+    typed = ["fw@ｅｘａｍｐｌｅ.org", "user@xn--mnchen-3ya.de", "user@mu\u0308nchen.de"]
+    for n, to in enumerate(typed):
+        donor = add_donor(services.engine, f"R{n} Retyper", email=f"r{n}@example.org")
+        assert donor.id is not None
+        (draft_id,) = draft_for_donors(services, [donor.id], CampaignBrief()).draft_ids
+        draft = get_draft(services.engine, draft_id)
+        update_draft(
+            services.engine,
+            draft_id,
+            subject=draft.subject,
+            body=draft.body,
+            to_address=to,
+            expected_version=draft.version,
+        )
+        refusal = approve(services.engine, [draft_id], account)[draft_id]
+        assert "do not email" in (refusal or ""), to
+    assert _sent_count(services) == 0
+
+
+def test_a_non_ascii_secondary_address_is_checked_right_before_sending(
+    services: Services,
+) -> None:
+    account = services.sandbox_account
+    alive = add_donor(services.engine, "Alive", email="user@bücher.de")
+    assert alive.id is not None
+    (draft_id,) = draft_for_donors(services, [alive.id], CampaignBrief()).draft_ids
+    assert approve(services.engine, [draft_id], account) == {draft_id: None}
+    other = add_donor(services.engine, "Other", email="other@example.org")
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(donors_table)
+            .where(donors_table.c.id == other.id)
+            .values(emails=["other@example.org", "user@bücher.de"], opted_out=True)
+        )
+    report = send_approved(services, account, [draft_id])  # skips the plan
+    assert "opted out" in report.blocked[draft_id]
+    assert _sent_count(services) == 0
+
+
+def test_nobody_blocked_is_copied_in(services: Services) -> None:
+    account = services.sandbox_account
+    add_donor(services.engine, "Gone", email="gone@example.org", deceased=True)
+    alive = add_donor(services.engine, "Alive", email="alive@example.org")
+    assert alive.id is not None
+    (draft_id,) = draft_for_donors(services, [alive.id], CampaignBrief()).draft_ids
+    assert approve(services.engine, [draft_id], account) == {draft_id: None}
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(drafts_table)
+            .where(drafts_table.c.id == draft_id)
+            .values(bcc=["GONE@example.org"])
+        )
+    assert "Cc/Bcc" in plan_send(services, account).blocked[draft_id]
+    assert "Cc/Bcc" in send_approved(services, account, [draft_id]).blocked[draft_id]
+    assert _sent_count(services) == 0

@@ -18,6 +18,7 @@ from typing import Any
 from lib.donors import get_donors
 from lib.drafting.base import CampaignBrief, Drafter, ProgressCallback
 from lib.drafts import Review, held_drafts, save_drafts_by_donor
+from lib.emails import canonical_address
 from lib.models import Donor
 from lib.suppression import suppressed_addresses
 
@@ -59,10 +60,10 @@ def _eligible(
             run.skipped[donor_id] = donor.blocked_reason
         elif donor_id in held:
             run.skipped[donor_id] = held[donor_id]
-        elif (donor.email or "").lower() in suppressed:
-            why = suppressed[(donor.email or "").lower()]
+        elif canonical_address(donor.email) in suppressed:
+            why = suppressed[canonical_address(donor.email)]
             run.skipped[donor_id] = f"{why} (another donor record with this address)"
-        elif (key := (donor.email or "").lower()) in first_at_address:
+        elif (key := canonical_address(donor.email)) in first_at_address:
             # Two records, one inbox (household or CRM duplicate): one letter.
             other = first_at_address[key]
             run.skipped[donor_id] = f"same address as {other.name} (one email each)"
