@@ -136,3 +136,31 @@ def test_crm_opt_out_headers_are_mapped_and_block(header: str) -> None:
     result = _import(header, ["1", "true", "Y", "Yes", "2024-05-01", "550 bad", ""])
     assert result.mapping[header] == CRM_HEADERS[header]
     assert _blocked(result) == [True] * 6 + [False]
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "reason"),
+    [
+        ("Email Opt Out Date", "1/1/2024", "opted out"),
+        ("Unsubscribe", "Yes", "opted out"),
+        ("Email Hard Bounced", "1", "address bounced"),
+        ("Primary Email Is Bad", "TRUE", "address bounced"),
+        ("Date Deceased", "3/4/2021", "deceased"),
+        ("Died", "2021", "deceased"),
+        ("Email: Do Not Email", "Y", "do not email"),
+        ("Do Not Solicit Email", "x", "do not email"),
+        ("OK to Email", "No", "opted out"),
+        ("GDPR Consent", "Withdrawn", "opted out"),
+        ("Email Permission", "Denied", "opted out"),
+        ("Deceased Spouse Flag", "1", "deceased"),  # unknown header, telling words
+    ],
+)
+def test_second_tester_headers_block(header: str, value: str, reason: str) -> None:
+    """Second tester: these do-not-contact headers were left unmapped and the
+    donor could be emailed. A header naming such a flag in words is always read;
+    the other donor, with the cell blank, stays emailable."""
+    data = f'Name,Email,"{header}"\nJo Person,jo@example.org,{value}\n'
+    data += "Al Other,al@example.org,\n"
+    frame = read_donor_file(data.encode(), "flags.csv").to_frame()
+    assert frame.loc[0, "blocked_reason"] == reason
+    assert pd.isna(frame.loc[1, "blocked_reason"])

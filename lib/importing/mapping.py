@@ -125,6 +125,10 @@ def _field_for(column: str, sample: pd.DataFrame) -> tuple[str, int] | None:
         return None  # a second person on the row (Contact2, Spouse): not this donor
     candidates = [(f, r) for f in SYNONYMS if (r := _rank(f, column)) is not None]
     values = _values(sample, column)
+    if not candidates and (flag := _blocking_flag_by_words(column)):
+        # An unknown header that still says "deceased", "bounce", "unsubscribe"...:
+        # never leave a do-not-contact column unread (any filled cell blocks).
+        return flag, len(SYNONYMS[flag])
     if not candidates:
         # A header in another language or an odd name: a column of addresses is
         # still an email column.
@@ -143,6 +147,23 @@ def _field_for(column: str, sample: pd.DataFrame) -> tuple[str, int] | None:
     if set(_header_forms(column)) & _AMBIGUOUS_TITLES:
         return _title_field(column, values, dict(candidates))
     return min(candidates, key=lambda c: c[1])
+
+
+_BLOCKING_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("deceased", ("deceased", "death", "died")),
+    ("bounced", ("bounce", "undeliverable", "invalid email", "bad email")),
+    ("opted_out", ("unsubscrib", "opt out", "opted out", "optout")),
+    ("do_not_email", ("do not email", "no email", "do not solicit", "do not contact")),
+)
+
+
+def _blocking_flag_by_words(column: str) -> str | None:
+    """The blocking flag an unrecognised header names in words, if any."""
+    text = normalise_header(column)
+    for flag, words in _BLOCKING_WORDS:
+        if any(word in text for word in words):
+            return flag
+    return None
 
 
 def _is_email_column(values: list[str], ranks: dict[str, int]) -> bool:
