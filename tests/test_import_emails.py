@@ -137,3 +137,16 @@ def test_invalid_address_reason_is_a_sentence() -> None:
     result = read_donor_file(b'Name,Email\nAnn,"ann\nlee@example.org"\n', "x.csv")
     (issue,) = [i for i in result.doubtful if "invalid email" in i.reason]
     assert "line break inside the address. Imported without" in issue.reason
+
+
+def test_an_address_wrapped_in_a_cell_is_kept_so_a_flag_protects_it() -> None:
+    """Second tester: 'Pat Doe <pat@example.org>' on a do-not-email record was
+    dropped, so another record at pat@example.org could be emailed."""
+    data = (
+        "Record ID,Name,Email,Do Not Email\n"
+        "X1,Pat Angle,Pat Doe <pat@example.org>,Yes\n"
+        "X2,Mo Mailto,mailto:mo@example.org,\n"
+    )
+    frame = read_donor_file(data.encode(), "wrapped.csv").to_frame()
+    assert list(frame["email"]) == ["pat@example.org", "mo@example.org"]
+    assert frame.loc[0, "blocked_reason"] == "do not email"

@@ -73,9 +73,34 @@ def normalise_many(texts: list[str]) -> tuple[list[str | None], list[str]]:
             results.append(normalise_address(text))
             reasons.append("")
         except InvalidAddress as exc:
-            results.append(None)
-            reasons.append(exc.reason)
+            embedded = _embedded_address(text)
+            results.append(embedded)
+            reasons.append("" if embedded else exc.reason)
     return results, reasons
+
+
+# Only clear wrappers around one address: "Name <a@b.org>", "mailto:a@b.org",
+# a quoted address, a trailing full stop. Anything looser could pick out a part
+# of a different address ("ann\nlee@example.org" is not lee@example.org).
+_WRAPPED = (
+    re.compile(r"[^<>]*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*"),
+    re.compile(r"\s*mailto:\s*(\S+@\S+?)\s*", re.IGNORECASE),
+    re.compile(r"\s*[\"'](\S+@\S+)[\"']\s*"),
+    re.compile(r"\s*(\S+@\S+?)\.\s*"),
+)
+
+
+def _embedded_address(text: str) -> str | None:
+    """The address inside a clearly wrapped cell, so a flagged record still
+    protects its address; None when the cell is not such a wrapper."""
+    for pattern in _WRAPPED:
+        match = pattern.fullmatch(text)
+        if match:
+            try:
+                return normalise_address(match.group(1))
+            except InvalidAddress:
+                return None
+    return None
 
 
 def _preference_words(columns: list[str]) -> dict[str, int]:
