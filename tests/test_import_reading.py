@@ -255,3 +255,22 @@ def test_guessed_encoding_is_named_in_the_report() -> None:
     (note,) = result.notes
     assert result.encoding in note and "guessed" in note
     assert result.report()["notes"] == [note]
+
+
+def test_other_sheets_of_a_workbook_are_named_not_skipped_silently() -> None:
+    """Second tester: an 'Unsubscribed' second sheet was skipped with no note."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    donors = book.active
+    donors.title = "Donors"
+    donors.append(["Name", "Email"])
+    donors.append(["Ann Lee", "ann@example.org"])
+    book.create_sheet("Unsubscribed").append(["Email"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = read_donor_file(buffer.getvalue(), "book.xlsx")
+    assert result.imported == 1
+    assert any("'Unsubscribed'" in note for note in result.notes)

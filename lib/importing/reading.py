@@ -344,9 +344,9 @@ def _open_xlsx(data: bytes, filename: str) -> SourceTable:
                     f"{filename} is a zip archive, not an Excel workbook: unpack it "
                     "and import the CSV or XLSX inside."
                 )
-        raw = pd.read_excel(
-            io.BytesIO(data), sheet_name=0, header=None, dtype=object, engine="openpyxl"
-        )
+        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
+        sheets = list(book.sheet_names)
+        raw = pd.read_excel(book, sheet_name=0, header=None, dtype=object)
     except ImportError_:
         raise
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -366,7 +366,7 @@ def _open_xlsx(data: bytes, filename: str) -> SourceTable:
     columns = clean_headers(header)
     frame.columns = columns
     log.info("opened %s: xlsx, %d columns", filename, len(columns))
-    return SourceTable(
+    table = SourceTable(
         filename=filename,
         kind="xlsx",
         encoding="xlsx",
@@ -376,6 +376,13 @@ def _open_xlsx(data: bytes, filename: str) -> SourceTable:
         first_line=",".join(header),
         _full=frame,
     )
+    if len(sheets) > 1:
+        table.notes.append(
+            f"Only the first sheet ({sheets[0]!r}) was read; the workbook also has "
+            f"{', '.join(repr(n) for n in sheets[1:])}. Export those as separate "
+            "files to import them (an opt-out sheet too)."
+        )
+    return table
 
 
 def _cell_text(value: object) -> str:
