@@ -10,7 +10,7 @@ from lib.approval import approve
 from lib.drafting.base import CampaignBrief
 from lib.drafting.run import draft_for_donors
 from lib.drafts import get_draft, update_draft
-from lib.models import DraftStatus
+from lib.models import Donor, DraftStatus
 from lib.schema import donors_table, drafts_table, sandbox_messages_table
 from lib.sending import plan_send, send_approved
 from lib.services import Services
@@ -22,6 +22,22 @@ def _sent_count(services: Services) -> int:
     with services.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(sandbox_messages_table))
         return int(total.scalar_one())
+
+
+def _draft_retyped_to(services: Services, donor: Donor, to_address: str) -> int:
+    """Draft for ``donor``, then change the draft's To as a person would."""
+    assert donor.id is not None
+    (draft_id,) = draft_for_donors(services, [donor.id], CampaignBrief()).draft_ids
+    draft = get_draft(services.engine, draft_id)
+    update_draft(
+        services.engine,
+        draft_id,
+        subject=draft.subject,
+        body=draft.body,
+        to_address=to_address,
+        expected_version=draft.version,
+    )
+    return draft_id
 
 
 def test_a_second_record_at_a_do_not_email_address_is_not_drafted(
@@ -43,17 +59,7 @@ def test_a_retyped_to_address_of_a_deceased_donor_is_refused_everywhere(
     account = services.sandbox_account
     add_donor(services.engine, "Dead Person", email="dead@example.org", deceased=True)
     alive = add_donor(services.engine, "Alive Person", email="alive@example.org")
-    assert alive.id is not None
-    (draft_id,) = draft_for_donors(services, [alive.id], CampaignBrief()).draft_ids
-    draft = get_draft(services.engine, draft_id)
-    update_draft(
-        services.engine,
-        draft_id,
-        subject=draft.subject,
-        body=draft.body,
-        to_address="DEAD@example.org",
-        expected_version=draft.version,
-    )
+    draft_id = _draft_retyped_to(services, alive, "DEAD@example.org")
     assert "deceased" in (approve(services.engine, [draft_id], account)[draft_id] or "")
     assert get_draft(services.engine, draft_id).status != DraftStatus.APPROVED
 
@@ -109,17 +115,7 @@ def test_other_written_forms_of_a_blocked_address_are_refused(
     typed = ["fw@ｅｘａｍｐｌｅ.org", "user@xn--mnchen-3ya.de", "user@mu\u0308nchen.de"]
     for n, to in enumerate(typed):
         donor = add_donor(services.engine, f"R{n} Retyper", email=f"r{n}@example.org")
-        assert donor.id is not None
-        (draft_id,) = draft_for_donors(services, [donor.id], CampaignBrief()).draft_ids
-        draft = get_draft(services.engine, draft_id)
-        update_draft(
-            services.engine,
-            draft_id,
-            subject=draft.subject,
-            body=draft.body,
-            to_address=to,
-            expected_version=draft.version,
-        )
+        draft_id = _draft_retyped_to(services, donor, to)
         refusal = approve(services.engine, [draft_id], account)[draft_id]
         assert "do not email" in (refusal or ""), to
     assert _sent_count(services) == 0
