@@ -218,6 +218,10 @@ def _store_frame(
                     for c in DONOR_COLUMNS
                     if c not in ("rows", "donor_key", "emails")
                 }
+                if "@" in str(update.get("b_name") or ""):
+                    # An email-only file (an unsubscribe list) names donors by
+                    # address: keep the name the donor already has.
+                    update["b_name"] = ""
                 update.update(
                     b_id=known["id"],
                     b_key=key,

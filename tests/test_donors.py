@@ -231,3 +231,19 @@ def test_same_name_on_two_records_is_pointed_out(services: Services) -> None:
     marks = list(possible_duplicates(frame))
     assert marks == ["same name as #2", "same name as #1", None, None]
     assert "possible_duplicate" in list_donors(services.engine).columns
+
+
+def test_an_email_only_file_does_not_rename_known_donors(services: Services) -> None:
+    """Second tester: a Mailchimp unsubscribe export renamed 'Jo Person' to
+    'jo@example.org' (and must still flag her)."""
+    from lib.donors import list_donors, store_import
+
+    first = read_donor_file(b"Name,Email\nJo Person,jo@example.org\n", "crm.csv")
+    store_import(services, first, "crm.csv")
+    unsub = read_donor_file(
+        b"Email Address,UNSUB_TIME\njo@example.org,2024-05-01 10:00:00\n", "unsub.csv"
+    )
+    store_import(services, unsub, "unsub.csv")
+    donors = list_donors(services.engine)
+    assert list(donors["name"]) == ["Jo Person"]
+    assert list(donors["blocked_reason"]) == ["opted out"]
