@@ -164,3 +164,13 @@ def test_second_tester_headers_block(header: str, value: str, reason: str) -> No
     frame = read_donor_file(data.encode(), "flags.csv").to_frame()
     assert frame.loc[0, "blocked_reason"] == reason
     assert pd.isna(frame.loc[1, "blocked_reason"])
+
+
+def test_notes_that_say_do_not_email_are_listed_for_a_person() -> None:
+    """Second tester: Notes = 'DO NOT EMAIL - asked 2024' passed unnoticed. Free
+    text may be about someone else, so it is listed, not turned into a flag."""
+    data = b"Name,Email,Notes\nJo,jo@example.org,DO NOT EMAIL - asked 2024\n"
+    data += b"Al,al@example.org,loves the community garden\n"
+    result = read_donor_file(data, "notes.csv")
+    assert [issue.row for issue in result.doubtful] == [1]
+    assert "notes mention" in result.doubtful[0].reason

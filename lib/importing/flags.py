@@ -35,7 +35,8 @@ DONOR_STATUS_PATTERNS = {
     r"|(?:invalid|bad|inactive)[ _-]?e-?mail|e-?mail[ _-]?(?:invalid|inactive)",
 }
 # Any of them: a flag cell saying "Unsubscribed" in a "Do Not Email" column.
-_ANY_STATUS = re.compile("|".join(f"(?:{p})" for p in DONOR_STATUS_PATTERNS.values()))
+ANY_STATUS_PATTERN = "|".join(f"(?:{p})" for p in DONOR_STATUS_PATTERNS.values())
+_ANY_STATUS = re.compile(ANY_STATUS_PATTERN)
 # Words that may mean "do not email" without saying it plainly ("Do not call",
 # "Inactive", "Opt-out pending"): such a status blocks and is listed.
 LOOSE_STATUS_PATTERN = (

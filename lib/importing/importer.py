@@ -12,7 +12,10 @@ import time
 from collections.abc import Mapping
 from datetime import date
 
+import pandas as pd
+
 from lib.errors import ImportError_
+from lib.importing.flags import ANY_STATUS_PATTERN
 from lib.importing.mapping import (
     fields_plan,
     require_identity,
@@ -21,7 +24,7 @@ from lib.importing.mapping import (
 )
 from lib.importing.reading import open_table
 from lib.importing.refusal import check_not_fec
-from lib.importing.result import ImportResult, RowIssue
+from lib.importing.result import FLAGS, ImportResult, RowIssue
 from lib.importing.rollup import roll_up
 from lib.importing.rows import extract_rows
 
@@ -97,6 +100,7 @@ def read_donor_file(
 
     donors, merge_issues = roll_up(fields, identified)
     doubtful.extend(merge_issues)
+    doubtful.extend(_notes_that_mention_flags(donors))
     result = ImportResult(
         frame=donors,
         rejected=sorted(rejected),
@@ -120,3 +124,20 @@ def read_donor_file(
         (time.perf_counter() - started) * 1000,
     )
     return result
+
+
+def _notes_that_mention_flags(donors: pd.DataFrame) -> list[RowIssue]:
+    """Notes are free text, so "DO NOT EMAIL - asked 2024" cannot set a flag on
+    its own (it may be about someone else); the donor is listed for a person to
+    check instead of passing unnoticed."""
+    clear = ~donors[list(FLAGS)].astype(bool).any(axis=1)
+    notes = donors["notes"].fillna("").astype(str).str.lower()
+    hits = clear & notes.str.contains(ANY_STATUS_PATTERN, regex=True)
+    return [
+        RowIssue(
+            int(min(rows)) if len(rows) else 0,
+            "the notes mention not emailing, an opt-out, a bounce or a death, but "
+            "no flag is set: check before drafting (mark the donor in the CRM)",
+        )
+        for rows in donors.loc[hits, "rows"]
+    ]
