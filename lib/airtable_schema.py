@@ -233,7 +233,6 @@ ACTIVITY_FIELDS: tuple[ActivityField, ...] = (
     ActivityField("opens", "Opens", "opens seen", ("number",), "number", False),
     ActivityField("clicks", "Clicks", "clicks seen", ("number",), "number", False),
 )
-ACTIVITY_KEYS = tuple(f.key for f in ACTIVITY_FIELDS)
 
 
 def activity_field_names(saved: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, or_, select
 
 from lib.db import as_utc, utcnow
 from lib.importing import DONOR_COLUMNS, ImportResult, blocked_reasons
-from lib.importing.result import donor_records
+from lib.importing.result import FLAGS, TEXT, donor_records
 from lib.models import CrmRecord, Donor
 from lib.schema import donors_table, imports_table
 
@@ -37,18 +37,8 @@ log = logging.getLogger(__name__)
 # SQLite builds before 3.32 allow at most 999 bound variables per statement.
 IN_LIST_BATCH = 500
 LOCAL_RECORD_PREFIX = "loc_"
-FLAGS = ("do_not_email", "opted_out", "deceased", "bounced")
 # Text columns a re-import only overwrites with a non-empty value.
-TEXT_COLUMNS = (
-    "name",
-    "first_name",
-    "last_name",
-    "greeting",
-    "salutation",
-    "organization",
-    "campaign",
-    "notes",
-)
+TEXT_COLUMNS = tuple(c for c in TEXT if c != "donor_key")
 # Columns list_donors returns, in order (plus blocked_reason).
 LIST_COLUMNS = (
     "id",

@@ -15,16 +15,15 @@ import json
 from sqlalchemy import Connection, String, cast, or_, select
 
 from lib.emails import canonical_address
+from lib.importing.result import FLAGS
 from lib.models import Donor
 from lib.schema import donors_table
-
-_FLAGS = ("deceased", "opted_out", "do_not_email", "bounced")
 
 
 def _blocked_rows(conn: Connection, address: str | None = None):  # type: ignore[no-untyped-def]
     o = donors_table
-    query = select(o.c.email, o.c.emails, *(o.c[f] for f in _FLAGS)).where(
-        or_(*(o.c[f].is_(True) for f in _FLAGS))
+    query = select(o.c.email, o.c.emails, *(o.c[f] for f in FLAGS)).where(
+        or_(*(o.c[f].is_(True) for f in FLAGS))
     )
     if address is not None:
         # The JSON list may hold the address as typed or \u-escaped (non-ASCII).

@@ -20,8 +20,9 @@ TABLE_COLUMNS = ["id", "donor_name", "to_address", "subject", "status"]
 TABLE_COLUMNS += ["review_issues", "error", "sent_at"]
 
 
-def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> None:
-    """Counts per status, the table, and approve / back-to-draft for the rows."""
+def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> list[int]:
+    """Counts per status, the table, and approve / back-to-draft for the rows;
+    returns the selected draft ids."""
     counts = drafts["status"].value_counts()
     for col, status in zip(st.columns(len(DraftStatus)), DraftStatus, strict=True):
         col.metric(status.value.replace("_", " "), int(counts.get(status.value, 0)))
@@ -54,7 +55,6 @@ def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> None:
         if every
         else [int(shown.iloc[r]["id"]) for r in rows]
     )
-    st.session_state["selected_drafts"] = ids
     left, right = st.columns(2)
     if left.button(f"Approve {len(ids)} selected", disabled=not ids, type="primary"):
         outcome = approve(services.engine, ids, account)
@@ -69,9 +69,10 @@ def draft_table(services: Services, drafts: pd.DataFrame, account: str) -> None:
     if right.button("Back to draft", disabled=not ids):
         unapprove(services.engine, ids)
         st.rerun()
+    return ids
 
 
-def edit_section(services: Services, drafts: pd.DataFrame) -> None:
+def edit_section(services: Services, drafts: pd.DataFrame, selected: list[int]) -> None:
     """Edit one unsent draft (subject, body, address) and preview it as plain text."""
     st.subheader("Edit a draft")
     editable = drafts[~drafts["status"].isin(["sent", "sending"])]
@@ -82,7 +83,6 @@ def edit_section(services: Services, drafts: pd.DataFrame) -> None:
         int(r.id): f"#{int(r.id)} {r.donor_name} <{r.to_address or 'no address'}>"
         for r in editable.itertuples()
     }
-    selected = st.session_state.get("selected_drafts") or []
     first = selected[0] if len(selected) == 1 and selected[0] in labels else None
     draft_id = st.selectbox(
         "Draft",
@@ -229,8 +229,8 @@ def main() -> None:
     if drafts.empty:
         st.info("No drafts yet: select donors on the Donors page and draft emails.")
         return
-    draft_table(services, drafts, account)
-    edit_section(services, drafts)
+    selected = draft_table(services, drafts, account)
+    edit_section(services, drafts, selected)
     send_section(services, account)
 
 

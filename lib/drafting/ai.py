@@ -157,11 +157,6 @@ class ModelDrafter:
             remember_drafts(self._engine, entries, self.config.model)
         entries.clear()
 
-    def draft_one(self, donor: Donor, brief: CampaignBrief) -> DraftResult:
-        """The draft for one donor (from the cache when inputs are unchanged); a
-        failure is returned on the result, never raised."""
-        return self.draft_many([donor], brief)[0]
-
     def _cache_key(self, donor: Donor, brief: CampaignBrief) -> str:
         if self._engine is None:
             return ""

@@ -55,7 +55,6 @@ MODEL_CHUNK_WAVES = 32
 STALE_AFTER_S = 120.0
 
 RUNNING = "running"
-FINISHED_STATUSES = ("done", "cancelled", "failed", "interrupted")
 
 _threads: dict[int, threading.Thread] = {}
 _cancel_events: dict[int, threading.Event] = {}
